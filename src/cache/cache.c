@@ -1,0 +1,20 @@
+/*
+ * cache.c - what every provider shares: releasing a handle.
+ *
+ * A provider's create function returns a malloc'd struct cache whose `self`
+ * is the provider's own state. cache_free() lets the provider tear its state
+ * down through ops->close, then frees the handle itself, so callers free
+ * every provider the same way and never learn which one they held.
+ */
+#include "cache.h"
+
+#include <stdlib.h>
+
+void cache_free(struct cache *c)
+{
+    if (c == NULL)
+        return;
+    if (c->ops && c->ops->close)
+        c->ops->close(c->self);
+    free(c);
+}

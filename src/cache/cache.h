@@ -1,0 +1,75 @@
+/*
+ * cache.h - the cache provider interface.
+ *
+ * A provider stores opaque encoded entries (see entry.h) under string keys
+ * with a TTL, and keeps one generation counter per tag. Callers never test
+ * which provider they hold: they go through `ops`, the way hiredis plugs
+ * transports in through redisContextFuncs.
+ *
+ * Tag generations are the invalidation mechanism (DESIGN.md): a reader gets
+ * the entry and the current generations of its tags together; the entry is
+ * valid only if the generations recorded in it equal the current ones. A
+ * bump is O(1) whatever the number of entries. The tag "*" is the global
+ * generation that every entry records first; bumping it invalidates all.
+ *
+ * Thread safety: every op may be called from any thread concurrently.
+ */
+#ifndef RC_CACHE_H
+#define RC_CACHE_H
+
+#include "../common.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CACHE_GLOBAL_TAG "*"
+
+/* A value handed out by get(); the bytes stay valid until release(). */
+struct cache_value {
+    const uint8_t *data;
+    size_t len;
+    void *ref; /* provider's handle; opaque */
+};
+
+struct cache_stats {
+    uint64_t gets, hits, misses; /* provider-level lookups */
+    uint64_t sets, deletes, errors, evictions;
+    uint64_t keys, bytes;
+    uint64_t max_bytes; /* 0 when the provider has no budget */
+};
+
+struct cache_ops {
+    const char *name; /* "memory", "redis", ... */
+    /* Look key up and read the generations of tags[0..ntags) in one go.
+     * Returns 1 (found: *val set, release it), 0 (absent or expired), -1
+     * (provider error; treat as a miss). gens[] is filled when >= 0. */
+    int (*get)(void *self, const char *key, size_t klen, const struct rc_str *tags, size_t ntags,
+               struct cache_value *val, uint64_t *gens);
+    void (*release)(void *self, struct cache_value *val);
+    /* Store a copy of data[0..len) for ttl_ms (> 0). 0 or -1. */
+    int (*set)(void *self, const char *key, size_t klen, const void *data, size_t len,
+               int64_t ttl_ms);
+    int (*del)(void *self, const char *key, size_t klen);
+    int (*tag_gens)(void *self, const struct rc_str *tags, size_t ntags, uint64_t *gens);
+    int (*bump_tags)(void *self, const struct rc_str *tags, size_t ntags);
+    /* Delete keys matching a glob pattern ('*' and '?'); NULL pattern means
+     * every key. *deleted receives the count. Incremental, never blocking
+     * all readers for the whole scan. */
+    int (*purge)(void *self, const char *pattern, uint64_t *deleted);
+    void (*stats)(void *self, struct cache_stats *out);
+    int (*ping)(void *self);
+    /* Periodic housekeeping (expired-entry sweep), called about once a
+     * second from the main thread; may be NULL. */
+    void (*tick)(void *self);
+    void (*close)(void *self);
+};
+
+struct cache {
+    const struct cache_ops *ops;
+    void *self;
+};
+
+void cache_free(struct cache *c); /* calls ops->close; accepts NULL */
+
+#endif

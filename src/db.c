@@ -1,0 +1,380 @@
+/*
+ * db.c - libpq behind the db.h contract. The only file that includes
+ * libpq-fe.h.
+ *
+ * Queries use the asynchronous API (PQsendQueryPrepared + poll) so that the
+ * client enforces its own deadline: statement_timeout only helps while the
+ * server is alive; a stopped or partitioned server would otherwise block
+ * PQexec forever. A connection that missed its deadline is in an unknown
+ * protocol state and is simply closed.
+ */
+#include "db.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* After a failed connect, fail fast for this long before trying again. */
+#define DB_RETRY_BACKOFF_MS 250
+
+struct db_conn {
+    const struct rc_config *cfg;
+    PGconn *pg;
+    bool *prepared; /* per route index */
+    int64_t retry_after_ms;
+};
+
+struct db_result {
+    PGresult *res;
+    size_t rows;
+};
+
+struct db_conn *db_conn_open(const struct rc_config *cfg)
+{
+    struct db_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->cfg = cfg;
+    c->prepared = calloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(bool));
+    if (c->prepared == NULL) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void drop_connection(struct db_conn *c)
+{
+    if (c->pg != NULL) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    memset(c->prepared, 0, (c->cfg->nroutes ? c->cfg->nroutes : 1) * sizeof(bool));
+}
+
+void db_conn_close(struct db_conn *c)
+{
+    if (c == NULL)
+        return;
+    drop_connection(c);
+    free(c->prepared);
+    free(c);
+}
+
+/* Wait until the socket is ready or the deadline passes. 0, or -1. */
+static int wait_socket(PGconn *pg, bool for_write, int64_t deadline)
+{
+    struct pollfd pfd = {.fd = PQsocket(pg), .events = for_write ? POLLOUT : POLLIN};
+    for (;;) {
+        int64_t left = deadline - rc_mono_ms();
+        if (left <= 0)
+            return -1;
+        int n = poll(&pfd, 1, (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static int connect_db(struct db_conn *c, char *errbuf)
+{
+    const struct rc_config *cfg = c->cfg;
+    char timeout[16], options[160];
+    int64_t now = rc_mono_ms();
+
+    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
+        return 0;
+    drop_connection(c);
+    if (now < c->retry_after_ms)
+        return rc_err(errbuf, "the database is unavailable");
+
+    /* libpq counts connect_timeout in whole seconds (minimum 2). */
+    snprintf(timeout, sizeof(timeout), "%d", (cfg->db_connect_timeout_ms + 999) / 1000);
+    snprintf(options, sizeof(options),
+             "-c statement_timeout=%d -c TimeZone=UTC -c DateStyle=ISO -c client_encoding=UTF8",
+             cfg->db_statement_timeout_ms);
+    const char *keys[] = {"dbname",    "connect_timeout", "options",
+                          "keepalives", "keepalives_idle", "application_name",
+                          NULL};
+    const char *vals[] = {cfg->database_url, timeout, options, "1", "30", "respcache", NULL};
+
+    c->pg = PQconnectdbParams(keys, vals, 1);
+    if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
+        char msg[256];
+        log_msg(LOG_ERROR, "db_connect_failed", "\"error\":\"%s\"",
+                log_escape(c->pg ? PQerrorMessage(c->pg) : "out of memory", msg, sizeof(msg)));
+        drop_connection(c);
+        c->retry_after_ms = now + DB_RETRY_BACKOFF_MS;
+        return rc_err(errbuf, "the database is unavailable");
+    }
+    if (PQsetnonblocking(c->pg, 1) != 0) {
+        drop_connection(c);
+        return rc_err(errbuf, "the database is unavailable");
+    }
+    log_msg(LOG_DEBUG, "db_connected", NULL);
+    return 0;
+}
+
+/* Collect the single result of the query in flight, within the deadline.
+ * Returns NULL on timeout or connection loss (the connection is dropped). */
+static PGresult *collect(struct db_conn *c, int64_t deadline)
+{
+    PGresult *res = NULL, *r;
+
+    for (;;) {
+        int f = PQflush(c->pg);
+        if (f < 0)
+            goto broken;
+        if (f == 0)
+            break;
+        if (wait_socket(c->pg, true, deadline) < 0)
+            goto broken;
+    }
+    for (;;) {
+        while (PQisBusy(c->pg)) {
+            if (wait_socket(c->pg, false, deadline) < 0)
+                goto broken;
+            if (!PQconsumeInput(c->pg))
+                goto broken;
+        }
+        r = PQgetResult(c->pg);
+        if (r == NULL)
+            break;
+        if (res == NULL)
+            res = r;
+        else
+            PQclear(r); /* one statement per call: keep the first */
+    }
+    if (res == NULL)
+        goto broken;
+    return res;
+
+broken:
+    PQclear(res);
+    log_msg(LOG_WARN, "db_connection_dropped", "\"reason\":\"%s\"",
+            rc_mono_ms() >= deadline ? "deadline" : "io");
+    drop_connection(c);
+    return NULL;
+}
+
+static enum db_status classify(PGresult *res, char *errbuf)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    char msg[512];
+
+    if (state == NULL)
+        state = "XX000";
+    log_msg(LOG_WARN, "db_error", "\"sqlstate\":\"%.5s\",\"error\":\"%s\"", state,
+            log_escape(PQresultErrorMessage(res), msg, sizeof(msg)));
+    if (strcmp(state, "23505") == 0) {
+        rc_err(errbuf, "conflicts with an existing record%s%s%s", constraint ? " (" : "",
+               constraint ? constraint : "", constraint ? ")" : "");
+        return DB_CONFLICT;
+    }
+    if (strncmp(state, "23", 2) == 0) {
+        rc_err(errbuf, "the values violate a rule of the data%s%s%s", constraint ? " (" : "",
+               constraint ? constraint : "", constraint ? ")" : "");
+        return DB_INVALID;
+    }
+    if (strncmp(state, "22", 2) == 0) {
+        rc_err(errbuf, "a value is out of range or malformed for the database");
+        return DB_INVALID;
+    }
+    /* Timeouts, shutdowns, resource limits, serialization: try again later. */
+    if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+        strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0) {
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    rc_err(errbuf, "the request could not be completed");
+    return DB_ERROR;
+}
+
+static enum db_status prepare(struct db_conn *c, int index, const struct route *route,
+                              int64_t deadline, char *errbuf)
+{
+    char name[16];
+    PGresult *res;
+    enum db_status st = DB_OK;
+
+    snprintf(name, sizeof(name), "r%d", index);
+    if (!PQsendPrepare(c->pg, name, route->sql, 0, NULL)) {
+        drop_connection(c);
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    res = collect(c, deadline);
+    if (res == NULL) {
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        st = classify(res, errbuf);
+    else
+        c->prepared[index] = true;
+    PQclear(res);
+    return st;
+}
+
+static enum db_status exec_once(struct db_conn *c, int index, const struct route *route,
+                                const struct rc_value *values, struct db_result **out,
+                                char *errbuf)
+{
+    const char *params[ROUTER_MAX_PARAMS];
+    int lengths[ROUTER_MAX_PARAMS];
+    int64_t deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000;
+    char name[16];
+    PGresult *res;
+    enum db_status st;
+
+    if (connect_db(c, errbuf) < 0)
+        return DB_UNAVAILABLE;
+    if (!c->prepared[index] && (st = prepare(c, index, route, deadline, errbuf)) != DB_OK)
+        return st;
+    for (size_t i = 0; i < route->nparams && i < ROUTER_MAX_PARAMS; i++) {
+        params[i] = values[i].present ? values[i].s : NULL;
+        lengths[i] = values[i].present ? (int)values[i].len : 0;
+    }
+    snprintf(name, sizeof(name), "r%d", index);
+    if (!PQsendQueryPrepared(c->pg, name, (int)route->nparams, params, lengths, NULL, 0)) {
+        drop_connection(c);
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    res = collect(c, deadline);
+    if (res == NULL) {
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    switch (PQresultStatus(res)) {
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+        break;
+    default:
+        st = classify(res, errbuf);
+        PQclear(res);
+        /* A prepared statement can vanish (DISCARD ALL by a pooler). */
+        if (st == DB_ERROR)
+            c->prepared[index] = false;
+        return st;
+    }
+    struct db_result *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        PQclear(res);
+        rc_err(errbuf, "out of memory");
+        return DB_ERROR;
+    }
+    r->res = res;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        r->rows = (size_t)PQntuples(res);
+    else
+        r->rows = (size_t)strtoul(PQcmdTuples(res), NULL, 10);
+    *out = r;
+    return DB_OK;
+}
+
+enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
+                       const struct rc_value *values, bool idempotent, struct db_result **res,
+                       char *errbuf)
+{
+    bool was_connected = c->pg != NULL;
+    enum db_status st = exec_once(c, index, route, values, res, errbuf);
+
+    /* A connection that was open but died (server restart) is worth one
+     * immediate retry for reads; a write might have committed, so not. */
+    if (st == DB_UNAVAILABLE && idempotent && was_connected && c->pg == NULL) {
+        c->retry_after_ms = 0;
+        st = exec_once(c, index, route, values, res, errbuf);
+    }
+    return st;
+}
+
+enum db_status db_ping(struct db_conn *c, char *errbuf)
+{
+    int64_t deadline = rc_mono_ms() + c->cfg->db_connect_timeout_ms;
+    PGresult *res;
+    enum db_status st = DB_OK;
+
+    if (connect_db(c, errbuf) < 0)
+        return DB_UNAVAILABLE;
+    if (!PQsendQuery(c->pg, "SELECT 1")) {
+        drop_connection(c);
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    res = collect(c, deadline);
+    if (res == NULL) {
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        st = classify(res, errbuf);
+    PQclear(res);
+    return st;
+}
+
+void db_result_free(struct db_result *r)
+{
+    if (r == NULL)
+        return;
+    PQclear(r->res);
+    free(r);
+}
+
+static const char *v_name(void *ctx, size_t col)
+{
+    return PQfname(((struct db_result *)ctx)->res, (int)col);
+}
+
+static unsigned v_type(void *ctx, size_t col)
+{
+    return (unsigned)PQftype(((struct db_result *)ctx)->res, (int)col);
+}
+
+static const char *v_value(void *ctx, size_t row, size_t col, size_t *len)
+{
+    PGresult *res = ((struct db_result *)ctx)->res;
+    if (PQgetisnull(res, (int)row, (int)col)) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)PQgetlength(res, (int)row, (int)col);
+    return PQgetvalue(res, (int)row, (int)col);
+}
+
+void db_result_view(struct db_result *r, struct rowjson_result *out)
+{
+    bool tuples = PQresultStatus(r->res) == PGRES_TUPLES_OK;
+    out->ctx = r;
+    out->nrows = r->rows;
+    out->ncols = tuples ? (size_t)PQnfields(r->res) : 0;
+    out->name = v_name;
+    out->type_oid = v_type;
+    out->value = v_value;
+}
+
+const char *db_result_column(void *ctx, const char *name, size_t *len)
+{
+    struct db_result *r = ctx;
+    int col;
+
+    if (PQresultStatus(r->res) != PGRES_TUPLES_OK || PQntuples(r->res) == 0)
+        return NULL;
+    col = PQfnumber(r->res, name);
+    if (col < 0 || PQgetisnull(r->res, 0, col))
+        return NULL;
+    *len = (size_t)PQgetlength(r->res, 0, col);
+    return PQgetvalue(r->res, 0, col);
+}
+
+size_t db_result_rows(const struct db_result *r)
+{
+    return r->rows;
+}

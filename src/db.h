@@ -1,0 +1,56 @@
+/*
+ * db.h - one PostgreSQL connection per database worker (libpq).
+ *
+ * Parameterised statements only, prepared once per connection and route.
+ * Every call is bounded: libpq's connect_timeout for connecting, the
+ * server's statement_timeout for the query, and a client-side deadline
+ * (statement timeout + 1 s) on the socket, so a frozen server cannot hold a
+ * worker forever. A broken connection is dropped and re-opened on the next
+ * call, with a short back-off so a dead server costs a fast 503, not a
+ * connect timeout per request.
+ */
+#ifndef RC_DB_H
+#define RC_DB_H
+
+#include "common.h"
+#include "config.h"
+#include "router.h"
+#include "rowjson.h"
+
+#include <stdbool.h>
+
+struct db_conn;
+struct db_result;
+
+enum db_status {
+    DB_OK = 0,
+    DB_UNAVAILABLE, /* cannot connect, connection lost, timeout: 503 */
+    DB_CONFLICT,    /* unique violation: 409 */
+    DB_INVALID,     /* other constraint violation, bad value: 422 */
+    DB_ERROR,       /* anything else: 500 */
+};
+
+struct db_conn *db_conn_open(const struct rc_config *cfg) RC_MUSTCHECK;
+void db_conn_close(struct db_conn *c);
+
+/* Run route `index`'s statement with `values` (aligned with the route's
+ * params). idempotent=true allows one retry on a fresh connection when the
+ * old one turns out to be broken. On DB_OK *res holds the result (free with
+ * db_result_free). Otherwise errbuf holds a message safe to show a client
+ * and the server's own message has been logged. */
+enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
+                       const struct rc_value *values, bool idempotent, struct db_result **res,
+                       char *errbuf) RC_MUSTCHECK;
+
+/* Cheap liveness check ("SELECT 1") bounded like db_exec. */
+enum db_status db_ping(struct db_conn *c, char *errbuf);
+
+void db_result_free(struct db_result *r);
+/* Adapter for rowjson_render; valid while r lives. */
+void db_result_view(struct db_result *r, struct rowjson_result *out);
+/* Text value of `name` in the first row (NULL if absent or NULL). */
+const char *db_result_column(void *r, const char *name, size_t *len);
+/* Rows returned, or affected by a command without RETURNING. */
+size_t db_result_rows(const struct db_result *r);
+
+#endif

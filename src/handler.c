@@ -1,0 +1,632 @@
+/*
+ * handler.c - the read path (cache-aside with tag generations) and the
+ * write path (mutation, invalidation, answer). See handler.h for the two
+ * stages and DESIGN.md for why generations make invalidation race-free.
+ *
+ * The hit path (handler_fast on a fresh entry) does: route match and param
+ * validation into the connection's scratch, key and tag rendering into the
+ * same scratch, one provider get (a shard lock and lock-free generation
+ * reads for the memory provider), an entry decode that only reads the
+ * header, and two writes to the FastCGI stream. No heap allocation.
+ */
+#include "handler.h"
+
+#include "body.h"
+#include "buf.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "rowjson.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* Largest response body a query may produce; past it the request fails
+ * (500) rather than exhausting memory. */
+#define MAX_RESPONSE_BYTES (64u << 20)
+
+#define JSON_TYPE "application/json; charset=utf-8"
+
+struct handler {
+    const struct rc_config *cfg;
+    struct cache *cache; /* NULL: provider none */
+    struct router *router;
+};
+
+struct handler_worker {
+    struct handler *h;
+    struct db_conn *db;
+    buf body;    /* response body */
+    buf entry;   /* encoded cache entry */
+    buf reqbody; /* request body */
+    buf store;   /* body param values */
+};
+
+/* What to put in the header block besides status and content type. */
+struct reply {
+    int status;
+    const char *x_cache;  /* X-Cache value, or NULL */
+    const char *etag;     /* quoted, or NULL */
+    long age;             /* Age header when >= 0 */
+    const char *allow;    /* 405 */
+    const char *location; /* 201 */
+    const char *extra;    /* a full extra header line without CRLF, or NULL */
+    bool no_cache;        /* Cache-Control: no-cache */
+    bool retry_after;     /* 503 */
+};
+
+struct handler *handler_create(const struct rc_config *cfg, struct cache *cache, char *errbuf)
+{
+    struct handler *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        rc_err(errbuf, "out of memory");
+        return NULL;
+    }
+    h->cfg = cfg;
+    h->cache = cache;
+    h->router = router_create(cfg->routes, cfg->nroutes, errbuf);
+    if (h->router == NULL) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void handler_free(struct handler *h)
+{
+    if (h == NULL)
+        return;
+    router_free(h->router);
+    free(h);
+}
+
+struct handler_worker *handler_worker_create(struct handler *h)
+{
+    struct handler_worker *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->h = h;
+    w->db = db_conn_open(h->cfg);
+    if (w->db == NULL) {
+        free(w);
+        return NULL;
+    }
+    buf_init(&w->body, MAX_RESPONSE_BYTES);
+    buf_init(&w->entry, MAX_RESPONSE_BYTES + 4096);
+    buf_init(&w->reqbody, (size_t)h->cfg->max_body_bytes + 1);
+    buf_init(&w->store, (size_t)h->cfg->max_body_bytes * 2 + 4096);
+    return w;
+}
+
+void handler_worker_free(struct handler_worker *w)
+{
+    if (w == NULL)
+        return;
+    db_conn_close(w->db);
+    buf_free(&w->body);
+    buf_free(&w->entry);
+    buf_free(&w->reqbody);
+    buf_free(&w->store);
+    free(w);
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static void send_reply(const struct rc_io *io, const struct handler_state *st,
+                       const struct reply *r, const char *body, size_t blen)
+{
+    char hdr[2048];
+    size_t n = 0;
+    bool has_body = r->status != 204 && r->status != 304;
+
+#define ADD(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(hdr + n, sizeof(hdr) - n, __VA_ARGS__);                                  \
+        if (w_ > 0)                                                                                \
+            n += (size_t)w_ < sizeof(hdr) - n ? (size_t)w_ : sizeof(hdr) - n - 1;                  \
+    } while (0)
+
+    ADD("Status: %d %s\r\n", r->status, http_status_text(r->status));
+    if (has_body)
+        ADD("Content-Type: " JSON_TYPE "\r\nContent-Length: %zu\r\n", blen);
+    if (r->no_cache)
+        ADD("Cache-Control: no-cache\r\n");
+    if (r->etag != NULL)
+        ADD("ETag: %s\r\n", r->etag);
+    if (r->x_cache != NULL)
+        ADD("X-Cache: %s\r\n", r->x_cache);
+    if (r->age >= 0)
+        ADD("Age: %ld\r\n", r->age);
+    if (r->allow != NULL)
+        ADD("Allow: %s\r\n", r->allow);
+    if (r->location != NULL)
+        ADD("Location: %s\r\n", r->location);
+    if (r->retry_after)
+        ADD("Retry-After: 1\r\n");
+    if (r->status == 401)
+        ADD("WWW-Authenticate: Bearer\r\n");
+    if (r->extra != NULL)
+        ADD("%s\r\n", r->extra);
+    ADD("\r\n");
+#undef ADD
+
+    if (io->write(io->ctx, hdr, n) < 0)
+        return;
+    if (has_body && st->method != RC_HEAD && blen > 0)
+        (void)io->write(io->ctx, body, blen);
+}
+
+/* An error answer; allocation is fine here, errors are not the hit path. */
+static void send_error(const struct rc_io *io, const struct handler_state *st, int status,
+                       const char *message, const char *allow)
+{
+    buf b;
+    struct reply r = {.status = status, .age = -1, .allow = allow, .retry_after = status == 503};
+
+    buf_init(&b, 8192);
+    if (http_error_json(&b, status, message) < 0) {
+        buf_free(&b);
+        send_reply(io, st, &r, "{\"error\":\"internal\",\"message\":\"out of memory\"}", 47);
+        return;
+    }
+    send_reply(io, st, &r, b.data, b.len);
+    buf_free(&b);
+}
+
+static int status_for_db(enum db_status s)
+{
+    switch (s) {
+    case DB_UNAVAILABLE:
+        return 503;
+    case DB_CONFLICT:
+        return 409;
+    case DB_INVALID:
+        return 422;
+    default:
+        return 500;
+    }
+}
+
+/* ---- the fast stage ----------------------------------------------------- */
+
+/* Parse CONTENT_LENGTH; -1 when malformed. Absent means 0. */
+static long long content_length(const char *s)
+{
+    long long v = 0;
+    if (s == NULL || *s == '\0')
+        return 0;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9' || v > (1LL << 40))
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+/* Build the cache key and tag list of a GET into st. False when they do
+ * not fit or a tag references an absent param: then the request bypasses
+ * the cache. */
+static bool build_key_and_tags(const struct route *route, struct handler_state *st)
+{
+    size_t used = 0;
+    int n = router_cache_key(&st->m, st->key, sizeof(st->key));
+
+    if (n < 0)
+        return false;
+    st->klen = (size_t)n;
+    st->tags[0].s = CACHE_GLOBAL_TAG;
+    st->tags[0].len = 1;
+    st->ntags = 1;
+    for (size_t i = 0; i < route->ntags && st->ntags < ENTRY_MAX_TAGS; i++) {
+        n = router_render(&route->tags[i], &st->m, NULL, NULL, st->tagbuf + used,
+                          sizeof(st->tagbuf) - used);
+        if (n < 0)
+            return false;
+        st->tags[st->ntags].s = st->tagbuf + used;
+        st->tags[st->ntags].len = (size_t)n;
+        st->ntags++;
+        used += (size_t)n + 1;
+    }
+    return true;
+}
+
+/* Serve a stored entry if it is valid and fresh. True when answered. */
+static bool try_hit(struct handler *h, struct handler_state *st, const struct rc_request *req,
+                    const struct rc_io *io)
+{
+    struct cache *c = h->cache;
+    struct cache_value v;
+    struct entry_view e;
+    bool served = false;
+
+    int rc = c->ops->get(c->self, st->key, st->klen, st->tags, st->ntags, &v, st->gens);
+    if (rc < 0)
+        st->cacheable = false; /* generations unknown: answer without storing */
+    if (rc != 1)
+        return false;
+    if (entry_decode(v.data, v.len, &e) == 0 && entry_gens_match(&e, st->gens, st->ntags)) {
+        int64_t now = rc_wall_ms();
+        if ((uint64_t)now < e.fresh_until_ms) {
+            char etag[ENTRY_ETAG_LEN + 1];
+            struct reply r = {.status = e.status, .x_cache = "HIT", .etag = etag,
+                              .no_cache = true};
+            r.age = (long)(((uint64_t)now > e.filled_at_ms ? (uint64_t)now - e.filled_at_ms : 0) /
+                           1000);
+            entry_etag(e.etag, etag);
+            if (e.status == 200 && req->if_none_match != NULL &&
+                http_etag_matches(req->if_none_match, etag, ENTRY_ETAG_LEN))
+                r.status = 304;
+            send_reply(io, st, &r, e.body, e.body_len);
+            served = true;
+        }
+    }
+    c->ops->release(c->self, &v);
+    return served;
+}
+
+enum handler_next handler_fast(struct handler *h, struct handler_state *st,
+                               const struct rc_request *req, const struct rc_io *io)
+{
+    char err[RC_ERRBUF];
+    const char *uri = req->uri ? req->uri : "";
+    const char *q = strchr(uri, '?');
+    size_t path_len = q ? (size_t)(q - uri) : strlen(uri);
+    const struct route *route;
+    enum router_status rs;
+
+    st->started_ms = rc_mono_ms();
+    st->cacheable = false;
+    st->body_consumed = false;
+    st->method = req->method ? http_method_parse(req->method) : 0;
+    err[0] = '\0';
+
+    rs = router_match(h->router, st->method, uri, path_len, q ? q + 1 : NULL, &st->m, err);
+    switch (rs) {
+    case ROUTER_OK:
+        break;
+    case ROUTER_NOT_FOUND:
+        send_error(io, st, 404, "no such resource", NULL);
+        return HANDLER_DONE;
+    case ROUTER_METHOD_NOT_ALLOWED: {
+        char allow[64];
+        if (http_allow_header(st->m.allowed, allow, sizeof(allow)) < 0)
+            allow[0] = '\0';
+        snprintf(err, sizeof(err), "method not allowed; this resource allows %s", allow);
+        send_error(io, st, 405, err, allow);
+        return HANDLER_DONE;
+    }
+    case ROUTER_BAD_REQUEST:
+    default:
+        send_error(io, st, 400, err[0] ? err : "bad request", NULL);
+        return HANDLER_DONE;
+    }
+    route = st->m.route;
+
+    if (route->method == RC_GET) {
+        if (h->cache != NULL && (route->ttl > 0 || route->negative_ttl > 0) &&
+            build_key_and_tags(route, st)) {
+            st->cacheable = true;
+            if (try_hit(h, st, req, io))
+                return HANDLER_DONE;
+        }
+        return HANDLER_NEEDS_WORKER;
+    }
+
+    /* Writes: refuse what can be refused without reading the body. */
+    long long clen = content_length(req->content_length);
+    if (clen < 0) {
+        send_error(io, st, 400, "malformed Content-Length", NULL);
+        return HANDLER_DONE;
+    }
+    if (clen > h->cfg->max_body_bytes) {
+        snprintf(err, sizeof(err), "request body larger than %d bytes", h->cfg->max_body_bytes);
+        send_error(io, st, 413, err, NULL);
+        return HANDLER_DONE;
+    }
+    if (route->has_body && !http_content_type_is_json(req->content_type)) {
+        send_error(io, st, 415, "the request body must be JSON (Content-Type: application/json)",
+                   NULL);
+        return HANDLER_DONE;
+    }
+    return HANDLER_NEEDS_WORKER;
+}
+
+/* ---- the slow stage: reads ---------------------------------------------- */
+
+/* Seconds from a "_ttl" column, or -1 when there is none. */
+static long ttl_column(struct db_result *res)
+{
+    size_t len = 0;
+    const char *v = db_result_column(res, "_ttl", &len);
+    long t = 0;
+
+    if (v == NULL || len == 0 || len > 9)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        t = t * 10 + (v[i] - '0');
+    }
+    return t;
+}
+
+/* Store the answer just computed. gens were read before the query, so a
+ * write that committed meanwhile has bumped a tag and this entry is born
+ * invalid: it will never be served (the race DESIGN.md closes). */
+static void store_entry(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                        int status, long ttl, uint64_t etag)
+{
+    struct entry_view e;
+    int64_t now = rc_wall_ms();
+
+    if (ttl <= 0)
+        return;
+    memset(&e, 0, sizeof(e));
+    e.status = status;
+    e.filled_at_ms = (uint64_t)now;
+    e.fresh_until_ms = (uint64_t)now + (uint64_t)ttl * 1000;
+    e.stale_until_ms = e.fresh_until_ms;
+    e.etag = etag;
+    e.ntags = st->ntags;
+    memcpy(e.gens, st->gens, st->ntags * sizeof(uint64_t));
+    e.body = w->body.data;
+    e.body_len = w->body.len;
+    buf_reset(&w->entry);
+    if (entry_encode(&w->entry, &e) < 0 ||
+        h->cache->ops->set(h->cache->self, st->key, st->klen, w->entry.data, w->entry.len,
+                           (int64_t)ttl * 1000) < 0)
+        log_msg(LOG_WARN, "cache_set_failed", "\"route\":\"%s\"", st->m.route->name);
+}
+
+static void slow_read(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                      const struct rc_request *req, const struct rc_io *io)
+{
+    const struct route *route = st->m.route;
+    struct db_result *res = NULL;
+    struct rowjson_result view;
+    char err[RC_ERRBUF], etag[ENTRY_ETAG_LEN + 1];
+    enum db_status ds;
+    int status = 200, rc;
+    long ttl;
+    uint64_t hash;
+    struct reply r = {.age = -1, .no_cache = true};
+
+    /* No usable entry. The lookup read the tags' generations into st->gens
+     * before this query runs; they are what the new entry records. */
+    ds = db_exec(w->db, st->m.route_index, route, st->m.values, true, &res, err);
+    if (ds != DB_OK) {
+        send_error(io, st, status_for_db(ds), err, NULL);
+        return;
+    }
+    buf_reset(&w->body);
+    db_result_view(res, &view);
+    rc = rowjson_render(&w->body, route->result, &view);
+    if (rc < 0) {
+        db_result_free(res);
+        log_msg(LOG_ERROR, "response_too_large", "\"route\":\"%s\"", route->name);
+        send_error(io, st, 500, "the response is too large", NULL);
+        return;
+    }
+    if (rc == 1) {
+        char msg[128];
+        status = 404;
+        snprintf(msg, sizeof(msg), "%s not found", route->name);
+        buf_reset(&w->body);
+        if (http_error_json(&w->body, 404, msg) < 0) {
+            db_result_free(res);
+            send_error(io, st, 500, "out of memory", NULL);
+            return;
+        }
+        ttl = route->negative_ttl;
+    } else {
+        long cap = ttl_column(res);
+        ttl = route->ttl;
+        if (cap >= 0 && cap < ttl)
+            ttl = cap;
+    }
+    db_result_free(res);
+
+    hash = entry_hash(w->body.data, w->body.len);
+    entry_etag(hash, etag);
+    if (st->cacheable) {
+        store_entry(h, w, st, status, ttl, hash);
+        r.x_cache = "MISS";
+    } else {
+        r.x_cache = "BYPASS";
+    }
+    r.status = status;
+    r.etag = etag;
+    if (status == 200 && req->if_none_match != NULL &&
+        http_etag_matches(req->if_none_match, etag, ENTRY_ETAG_LEN))
+        r.status = 304;
+    send_reply(io, st, &r, w->body.data, w->body.len);
+}
+
+/* ---- the slow stage: writes --------------------------------------------- */
+
+/* Read the whole request body into w->reqbody. 0, 413 or 400. */
+static int read_body(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                     const struct rc_io *io)
+{
+    size_t max = (size_t)h->cfg->max_body_bytes;
+
+    buf_reset(&w->reqbody);
+    for (;;) {
+        char chunk[16384];
+        long n = io->read(io->ctx, chunk, sizeof(chunk));
+        if (n < 0)
+            return 400;
+        if (n == 0)
+            break;
+        if (w->reqbody.len + (size_t)n > max)
+            return 413;
+        if (buf_append(&w->reqbody, chunk, (size_t)n) < 0)
+            return 413;
+    }
+    st->body_consumed = true;
+    return 0;
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Fill random params from the OS CSPRNG, base64url without padding, into
+ * the match's scratch. 0 or -1. */
+static int fill_random(struct router_match *m)
+{
+    const struct route *route = m->route;
+
+    for (size_t i = 0; i < route->nparams; i++) {
+        const struct route_param *p = &route->params[i];
+        unsigned char raw[64];
+        size_t n = p->random_bytes, got = 0, o = 0;
+        char *out;
+
+        if (p->from != PARAM_FROM_RANDOM)
+            continue;
+        if (n == 0 || n > sizeof(raw) || m->scratch_used + (n * 4 + 2) / 3 + 1 > ROUTER_SCRATCH)
+            return -1;
+        while (got < n) {
+            ssize_t r = getrandom(raw + got, n - got, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return -1;
+            got += (size_t)r;
+        }
+        out = m->scratch + m->scratch_used;
+        for (size_t j = 0; j < n; j += 3) {
+            uint32_t v = (uint32_t)raw[j] << 16;
+            size_t left = n - j;
+            if (left > 1)
+                v |= (uint32_t)raw[j + 1] << 8;
+            if (left > 2)
+                v |= raw[j + 2];
+            out[o++] = b64url[(v >> 18) & 63];
+            out[o++] = b64url[(v >> 12) & 63];
+            if (left > 1)
+                out[o++] = b64url[(v >> 6) & 63];
+            if (left > 2)
+                out[o++] = b64url[v & 63];
+        }
+        out[o] = '\0';
+        m->values[i].s = out;
+        m->values[i].len = o;
+        m->values[i].present = true;
+        m->scratch_used += o + 1;
+    }
+    return 0;
+}
+
+/* Bump every tag of the route's invalidate templates. Returns false if
+ * one could not be rendered or the provider failed. */
+static bool invalidate(struct handler *h, struct handler_state *st, struct db_result *res)
+{
+    const struct route *route = st->m.route;
+    struct rc_str tags[ENTRY_MAX_TAGS];
+    char tagbuf[HANDLER_TAGS_MAX];
+    size_t used = 0, n = 0;
+    bool ok = true;
+
+    if (h->cache == NULL || route->ninvalidate == 0)
+        return true;
+    for (size_t i = 0; i < route->ninvalidate && n < ENTRY_MAX_TAGS; i++) {
+        int len = router_render(&route->invalidate[i], &st->m, db_result_column, res,
+                                tagbuf + used, sizeof(tagbuf) - used);
+        if (len < 0) {
+            log_msg(LOG_ERROR, "invalidate_render_failed", "\"route\":\"%s\",\"template\":%d",
+                    route->name, (int)i);
+            ok = false;
+            continue;
+        }
+        tags[n].s = tagbuf + used;
+        tags[n].len = (size_t)len;
+        n++;
+        used += (size_t)len + 1;
+    }
+    if (n > 0 && h->cache->ops->bump_tags(h->cache->self, tags, n) < 0) {
+        log_msg(LOG_ERROR, "invalidate_failed", "\"route\":\"%s\"", route->name);
+        ok = false;
+    }
+    return ok;
+}
+
+static void slow_write(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                       const struct rc_io *io)
+{
+    const struct route *route = st->m.route;
+    struct db_result *res = NULL;
+    struct rowjson_result view;
+    char err[RC_ERRBUF], location[1024];
+    enum db_status ds;
+    int rc;
+    struct reply r = {.age = -1, .status = route->status};
+
+    if (route->has_body) {
+        rc = read_body(h, w, st, io);
+        if (rc == 413) {
+            snprintf(err, sizeof(err), "request body larger than %d bytes",
+                     h->cfg->max_body_bytes);
+            send_error(io, st, 413, err, NULL);
+            return;
+        }
+        if (rc != 0) {
+            send_error(io, st, 400, "could not read the request body", NULL);
+            return;
+        }
+        buf_reset(&w->store);
+        rc = body_parse(&st->m, w->reqbody.data ? w->reqbody.data : "", w->reqbody.len,
+                        &w->store, err);
+        if (rc != 0) {
+            send_error(io, st, rc, err, NULL);
+            return;
+        }
+    }
+    if (fill_random(&st->m) < 0) {
+        send_error(io, st, 500, "could not generate a token", NULL);
+        return;
+    }
+    ds = db_exec(w->db, st->m.route_index, route, st->m.values, false, &res, err);
+    if (ds != DB_OK) {
+        send_error(io, st, status_for_db(ds), err, NULL);
+        return;
+    }
+    buf_reset(&w->body);
+    db_result_view(res, &view);
+    rc = rowjson_render(&w->body, route->result, &view);
+    if (rc == 1) {
+        char msg[128];
+        db_result_free(res);
+        snprintf(msg, sizeof(msg), "%s: no such resource", route->name);
+        send_error(io, st, 404, msg, NULL);
+        return;
+    }
+    /* The change has committed: invalidate before answering, even if the
+     * body cannot be rendered, so no reader sees the old data after this. */
+    if (!invalidate(h, st, res))
+        r.extra = "X-Cache-Invalidation: failed";
+    if (rc < 0) {
+        db_result_free(res);
+        send_error(io, st, 500, "the response is too large", NULL);
+        return;
+    }
+    if (route->location != NULL && router_render(route->location, &st->m, db_result_column, res,
+                                                 location, sizeof(location)) >= 0)
+        r.location = location;
+    db_result_free(res);
+    if (route->result == RESULT_NONE)
+        r.status = 204;
+    send_reply(io, st, &r, w->body.data, w->body.len);
+}
+
+void handler_slow(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                  const struct rc_request *req, const struct rc_io *io)
+{
+    if (st->m.route->method == RC_GET)
+        slow_read(h, w, st, req, io);
+    else
+        slow_write(h, w, st, io);
+}

@@ -1,0 +1,84 @@
+/*
+ * handler.h - what respcache does with a request: the read path
+ * (cache-aside with tag generations) and the write path (mutation, then
+ * invalidation, then the answer).
+ *
+ * A request is handled in up to two stages. handler_fast runs on the event
+ * loop that owns the connection: it routes, validates, and answers
+ * everything that needs no database (errors, cache hits, 304s) inline.
+ * When the database is needed it returns HANDLER_NEEDS_WORKER and the
+ * server queues the connection to a database worker, which calls
+ * handler_slow with its own handler_worker (PostgreSQL connection and
+ * buffers). Both stages share the per-connection handler_state, so nothing
+ * is allocated to cross between them.
+ *
+ * The handler never sees FastCGI: it reads the request through rc_request
+ * and writes the whole response (CGI-style header block, then body)
+ * through rc_io.
+ */
+#ifndef RC_HANDLER_H
+#define RC_HANDLER_H
+
+#include "cache/cache.h"
+#include "cache/entry.h"
+#include "common.h"
+#include "config.h"
+#include "router.h"
+
+#include <stdbool.h>
+
+struct handler;
+struct handler_worker;
+
+struct rc_request {
+    const char *method;         /* REQUEST_METHOD */
+    const char *uri;            /* REQUEST_URI: raw path and query */
+    const char *content_type;   /* may be NULL */
+    const char *content_length; /* may be NULL */
+    const char *if_none_match;  /* may be NULL */
+    const char *authorization;  /* may be NULL */
+    const char *request_id;     /* may be NULL */
+};
+
+struct rc_io {
+    void *ctx;
+    /* Write n bytes of the response; 0 or -1. */
+    int (*write)(void *ctx, const void *p, size_t n);
+    /* Read up to n bytes of the request body: >0 bytes, 0 at its end, -1. */
+    long (*read)(void *ctx, void *p, size_t n);
+};
+
+#define HANDLER_KEY_MAX 1024
+#define HANDLER_TAGS_MAX 2048
+
+/* Per-connection scratch shared by the two stages. */
+struct handler_state {
+    struct router_match m;
+    enum rc_method method;
+    bool cacheable;          /* a GET whose key and tags were built */
+    bool body_consumed;      /* the request body was read to its end */
+    int64_t started_ms;
+    size_t klen;
+    char key[HANDLER_KEY_MAX];
+    size_t ntags;            /* tags[0] is the global tag */
+    struct rc_str tags[ENTRY_MAX_TAGS];
+    uint64_t gens[ENTRY_MAX_TAGS]; /* read before the query (DESIGN.md) */
+    char tagbuf[HANDLER_TAGS_MAX];
+};
+
+enum handler_next { HANDLER_DONE, HANDLER_NEEDS_WORKER };
+
+/* cache may be NULL (provider "none": every GET is a BYPASS). */
+struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
+                               char *errbuf) RC_MUSTCHECK;
+void handler_free(struct handler *h);
+
+struct handler_worker *handler_worker_create(struct handler *h) RC_MUSTCHECK;
+void handler_worker_free(struct handler_worker *w);
+
+enum handler_next handler_fast(struct handler *h, struct handler_state *st,
+                               const struct rc_request *req, const struct rc_io *io);
+void handler_slow(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                  const struct rc_request *req, const struct rc_io *io);
+
+#endif

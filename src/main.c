@@ -1,0 +1,234 @@
+/*
+ * main.c - options, configuration, start-up and signals.
+ *
+ * The main thread owns everything it creates (config, cache, handler,
+ * server) and passes it down. After start-up it does nothing but wait for
+ * signals with sigtimedwait, which also paces the cache's housekeeping:
+ * every other thread has the signals blocked, so no handler runs inside
+ * libfcgi or libpq.
+ */
+#include "cache/memory.h"
+#include "config.h"
+#include "handler.h"
+#include "log.h"
+#include "server.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "dev"
+#endif
+
+/* Bound on finishing requests in flight at SIGTERM. */
+#define DRAIN_MS 10000
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: respcache --config FILE [options]\n"
+            "\n"
+            "A FastCGI daemon that answers database-backed JSON routes from a cache.\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE      configuration file (JSON), required\n"
+            "  -l, --listen ADDR      unix:PATH or HOST:PORT; without it, accept on the\n"
+            "                         socket inherited on fd 0 (spawn-fcgi, systemd\n"
+            "                         StandardInput=socket) or fd 3 (LISTEN_FDS)\n"
+            "  -t, --threads N        database worker threads (overrides \"threads\")\n"
+            "      --loops N          event loops (overrides \"loops\")\n"
+            "      --check-config     validate the configuration and exit\n"
+            "      --print-config     print the effective settings and exit\n"
+            "  -V, --version          print the version and exit\n"
+            "  -h, --help             this text, and every setting\n"
+            "\n"
+            "Settings (config file key, environment variable, default):\n");
+    config_print_help(out);
+}
+
+static int parse_count(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static struct cache *make_cache(const struct rc_config *cfg, char *errbuf)
+{
+    if (strcmp(cfg->cache_provider, "none") == 0)
+        return NULL;
+    return cache_memory_create((uint64_t)cfg->cache_memory_max_bytes,
+                               (unsigned)cfg->cache_memory_shards, (unsigned)cfg->cache_tag_slots,
+                               errbuf);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},
+        {"loops", required_argument, NULL, 'L'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"print-config", no_argument, NULL, 'P'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *listen_spec = NULL;
+    int threads = 0, loops = 0, check_only = 0, print_only = 0, opt;
+    char err[RC_ERRBUF];
+    struct rc_config *cfg;
+    struct cache *cache = NULL;
+    struct handler *handler = NULL;
+    struct server *server = NULL;
+    int listen_fd, status = 1, sig;
+    sigset_t sigs;
+
+    while ((opt = getopt_long(argc, argv, "c:l:t:Vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            listen_spec = optarg;
+            break;
+        case 't':
+            if (parse_count(optarg, 1, 256, &threads) < 0) {
+                fprintf(stderr, "respcache: --threads: expected an integer from 1 to 256\n");
+                return 2;
+            }
+            break;
+        case 'L':
+            if (parse_count(optarg, 1, 64, &loops) < 0) {
+                fprintf(stderr, "respcache: --loops: expected an integer from 1 to 64\n");
+                return 2;
+            }
+            break;
+        case 'C':
+            check_only = 1;
+            break;
+        case 'P':
+            print_only = 1;
+            break;
+        case 'V':
+            printf("respcache %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "respcache: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (config_path == NULL) {
+        fprintf(stderr, "respcache: --config FILE is required (see --help)\n");
+        return 2;
+    }
+
+    cfg = config_load(config_path, err);
+    if (cfg == NULL) {
+        fprintf(stderr, "respcache: %s\n", err);
+        return 1;
+    }
+    if (threads > 0)
+        cfg->threads = threads;
+    if (loops > 0)
+        cfg->loops = loops;
+    if (print_only) {
+        config_print(cfg, stdout);
+        config_free(cfg);
+        return 0;
+    }
+    if (check_only) {
+        /* The router's own checks (ambiguous templates) count as config. */
+        handler = handler_create(cfg, NULL, err);
+        if (handler == NULL) {
+            fprintf(stderr, "respcache: %s\n", err);
+            config_free(cfg);
+            return 1;
+        }
+        printf("respcache: %s: configuration OK, %zu routes\n", config_path, cfg->nroutes);
+        handler_free(handler);
+        config_free(cfg);
+        return 0;
+    }
+    log_set_level((enum log_level)log_level_parse(cfg->log_level));
+
+    /* Signals: ignored SIGPIPE (a closed peer is an error return, not a
+     * death), the rest blocked in every thread and taken by sigtimedwait. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    if (listen_spec == NULL && cfg->listen != NULL && cfg->listen[0] != '\0')
+        listen_spec = cfg->listen;
+    listen_fd = listen_spec ? server_listen(listen_spec, err) : server_inherited_socket(err);
+    if (listen_fd < 0) {
+        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
+        goto out;
+    }
+    cache = make_cache(cfg, err);
+    if (cache == NULL && strcmp(cfg->cache_provider, "none") != 0) {
+        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
+        goto out;
+    }
+    handler = handler_create(cfg, cache, err);
+    if (handler == NULL) {
+        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
+        goto out;
+    }
+    server = server_create(cfg, handler, listen_fd, err);
+    if (server == NULL || server_start(server, err) < 0) {
+        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
+        goto out;
+    }
+    log_msg(LOG_INFO, "started",
+            "\"version\":\"%s\",\"routes\":%zu,\"threads\":%d,\"loops\":%d,\"cache\":\"%s\"",
+            PACKAGE_VERSION, cfg->nroutes, cfg->threads, cfg->loops, cfg->cache_provider);
+
+    for (;;) {
+        struct timespec tick = {.tv_sec = 1, .tv_nsec = 0};
+        sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP)
+            log_msg(LOG_INFO, "sighup", NULL);
+        if (cache != NULL && cache->ops->tick != NULL)
+            cache->ops->tick(cache->self);
+    }
+    log_msg(LOG_INFO, "stopping", "\"signal\":%d", sig);
+    server_stop(server, DRAIN_MS);
+    status = 0;
+    log_msg(LOG_INFO, "stopped", NULL);
+
+out:
+    server_free(server);
+    handler_free(handler);
+    cache_free(cache);
+    if (listen_spec != NULL && strncmp(listen_spec, "unix:", 5) == 0 && listen_fd >= 0)
+        unlink(listen_spec + 5);
+    if (listen_fd >= 0)
+        close(listen_fd);
+    config_free(cfg);
+    return status;
+}

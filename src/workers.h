@@ -1,0 +1,41 @@
+/*
+ * workers.h - the database worker pool: N threads, each with a context of
+ * its own (its PostgreSQL connection), taking jobs from one FIFO queue.
+ *
+ * Only misses and writes come here; the event loops never wait on it. The
+ * queue is intrusive (a job embeds struct workers_job), so submitting
+ * allocates nothing, and it is bounded by the number of connections: a
+ * connection has at most one request in flight.
+ */
+#ifndef RC_WORKERS_H
+#define RC_WORKERS_H
+
+#include "common.h"
+
+#include <stddef.h>
+
+struct workers;
+
+struct workers_job {
+    struct workers_job *next;
+};
+
+/* ctx = init(arg) in each thread before it takes jobs (NULL = failure:
+ * workers_create fails); run(ctx, job) per job; fini(ctx) at exit. */
+struct workers_fns {
+    void *(*init)(void *arg);
+    void (*run)(void *ctx, struct workers_job *job);
+    void (*fini)(void *ctx);
+    void *arg;
+};
+
+struct workers *workers_create(size_t nthreads, const struct workers_fns *fns,
+                               char *errbuf) RC_MUSTCHECK;
+/* Queue a job. -1 once workers_stop has begun (the caller answers 503). */
+int workers_submit(struct workers *w, struct workers_job *job) RC_MUSTCHECK;
+/* Run what is queued, then stop and join the threads. */
+void workers_stop(struct workers *w);
+void workers_free(struct workers *w);
+size_t workers_pending(struct workers *w);
+
+#endif
