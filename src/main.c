@@ -46,8 +46,7 @@ static void usage(FILE *out)
             "      --print-config     print the effective settings and exit\n"
             "  -V, --version          print the version and exit\n"
             "  -h, --help             this text, and every setting\n"
-            "\n"
-            "Settings (config file key, environment variable, default):\n");
+            "\n");
     config_print_help(out);
 }
 

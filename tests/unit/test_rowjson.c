@@ -61,8 +61,9 @@ static void test_types_map_to_json(void **state)
     (void)state;
     static const char *const names[] = {"id", "ok", "score", "n", "doc", "at", "name", "gone"};
     static const unsigned oids[] = {20, 16, 701, 1700, 3802, 1184, 25, 23};
-    static const char *const cells[] = {"42", "t", "1.5", "12.50", "{\"a\": [1, 2]}",
-                                        "2026-11-21 19:46:00.123456+00", "Ann \"A\"", NULL};
+    static const char *const cells[] = {
+        "42",        "t", "1.5", "12.50", "{\"a\": [1, 2]}", "2026-11-21 19:46:00.123456+00",
+        "Ann \"A\"", NULL};
     struct fake f = {1, 8, names, oids, cells};
     render(&f, RESULT_OBJECT, 0,
            "{\"id\":42,\"ok\":true,\"score\":1.5,\"n\":12.50,\"doc\":{\"a\": [1, 2]},"
@@ -145,7 +146,11 @@ static void test_value_shape_embeds_json(void **state)
 static void test_invalid_utf8_text_stays_valid_json(void **state)
 {
     (void)state;
-    value_is(RJ_STRING, "a\xff" "b", "\"a\xef\xbf\xbd" "b\"");
+    value_is(RJ_STRING,
+             "a\xff"
+             "b",
+             "\"a\xef\xbf\xbd"
+             "b\"");
 }
 
 static void test_cap_reached_is_an_error(void **state)
