@@ -21,10 +21,13 @@
  *   4. validates path params and the declared query params into canonical
  *      text, fills defaults, and leaves body/random params absent.
  *
- * Paths are strict: they start with '/', have no empty segments ("//"),
- * no "." or ".." segments (raw or percent-encoded), and a trailing slash
- * matches only templates that have one. Such paths are 404, never
- * normalised, so one resource has exactly one path and one cache key.
+ * Paths are strict: they start with '/', have no "." or ".." segments
+ * (raw or percent-encoded), and are never normalised, so one resource has
+ * exactly one path and one cache key. An empty segment never matches a
+ * literal; it can fill a param position, where validation rejects it, so
+ * "/api/users//jobs" is a 400 like any other bad id (API.md). A trailing
+ * slash matches templates that have one; failing that it is read as an
+ * empty final segment ("/api/users/" is a bad id, not a missing route).
  * Malformed percent-encoding, a decoded NUL, or a path that does not fit
  * the scratch area is a 400.
  *
@@ -500,13 +503,19 @@ static enum router_status split_path(const char *path, size_t len, struct router
     if (p[n - 1] == '/') {
         *trailing = true;
         n--;
-        if (n == 0)
-            return ROUTER_NOT_FOUND; /* "//" */
+        if (n == 0) { /* "//": one empty segment, then the trailing '/' */
+            segs[0].s = "";
+            segs[0].len = 0;
+            *nsegs = 1;
+            return ROUTER_OK;
+        }
     }
     for (;;) {
         const char *slash = memchr(p, '/', n);
         size_t sl = slash != NULL ? (size_t)(slash - p) : n;
-        if (sl == 0 || *nsegs == ROUTER_MAX_SEGS)
+        /* An empty segment can only fill a param position, where its
+         * validation makes it a 400 (API.md: an empty id is a bad id). */
+        if (*nsegs == ROUTER_MAX_SEGS)
             return ROUTER_NOT_FOUND;
         size_t room = ROUTER_SCRATCH - m->scratch_used;
         if (sl + 1 > room) {
@@ -529,8 +538,14 @@ static enum router_status split_path(const char *path, size_t len, struct router
             return ROUTER_OK;
         p += sl + 1;
         n -= sl + 1;
-        if (n == 0)
-            return ROUTER_NOT_FOUND; /* empty segment before the trailing '/' */
+        if (n == 0) { /* "a//" : an empty segment before the trailing '/' */
+            if (*nsegs == ROUTER_MAX_SEGS)
+                return ROUTER_NOT_FOUND;
+            segs[*nsegs].s = m->scratch + m->scratch_used - 1; /* the previous NUL */
+            segs[*nsegs].len = 0;
+            (*nsegs)++;
+            return ROUTER_OK;
+        }
     }
 }
 
@@ -651,15 +666,27 @@ enum router_status router_match(const struct router *r, enum rc_method method, c
     if (st != ROUTER_OK)
         return st;
 
-    for (size_t i = 0; i < r->nroutes; i++) {
-        const struct compiled *c = &r->routes[i];
-        if (!shape_matches(c, segs, nsegs, trailing))
-            continue;
-        allowed |= (unsigned)c->route->method;
-        if (c->route->method == RC_GET)
-            allowed |= RC_HEAD;
-        if (method_fits(c->route->method, method) && (best == NULL || more_specific(c, best)))
-            best = c;
+    for (int pass = 0; pass < 2 && allowed == 0; pass++) {
+        if (pass == 1) {
+            /* No template ends in '/': read "/api/users/" as an empty
+             * final segment, so an id position left empty is a 400. */
+            if (!trailing || nsegs == ROUTER_MAX_SEGS)
+                break;
+            segs[nsegs].s = "";
+            segs[nsegs].len = 0;
+            nsegs++;
+            trailing = false;
+        }
+        for (size_t i = 0; i < r->nroutes; i++) {
+            const struct compiled *c = &r->routes[i];
+            if (!shape_matches(c, segs, nsegs, trailing))
+                continue;
+            allowed |= (unsigned)c->route->method;
+            if (c->route->method == RC_GET)
+                allowed |= RC_HEAD;
+            if (method_fits(c->route->method, method) && (best == NULL || more_specific(c, best)))
+                best = c;
+        }
     }
     m->allowed = allowed;
     if (allowed == 0)

@@ -228,9 +228,9 @@ static void test_int_id_validation_table(void **state)
         {"/api/users/%2B1", ROUTER_BAD_REQUEST},
         {"/api/users/1.0", ROUTER_BAD_REQUEST},
         {"/api/users/abc", ROUTER_BAD_REQUEST},
-        /* Empty id: an empty segment is not a path we serve. */
-        {"/api/users//", ROUTER_NOT_FOUND},
-        {"/api/users/", ROUTER_NOT_FOUND},
+        /* Empty id: an id position left empty is a bad id (API.md). */
+        {"/api/users//", ROUTER_NOT_FOUND}, /* two empty segments: no template */
+        {"/api/users/", ROUTER_BAD_REQUEST},
     };
     for (size_t i = 0; i < RC_ARRAY_LEN(cases); i++) {
         enum router_status st = go(f, RC_GET, cases[i].url);
@@ -240,6 +240,9 @@ static void test_int_id_validation_table(void **state)
         if (st == ROUTER_BAD_REQUEST)
             assert_string_equal(f->err, "id: expected an integer from 1 to 9223372036854775807");
     }
+    /* An empty id inside a path is a bad id too, not a missing route. */
+    assert_int_equal(go(f, RC_GET, "/api/users//jobs"), ROUTER_BAD_REQUEST);
+    assert_string_equal(f->err, "id: expected an integer from 1 to 9223372036854775807");
     assert_int_equal(go(f, RC_GET, "/api/users/9223372036854775807"), ROUTER_OK);
     assert_int_equal(f->m.route_index, R_USER);
     assert_ptr_equal(f->m.route, &routes[R_USER]);
