@@ -183,10 +183,15 @@ static enum db_status classify(PGresult *res, char *errbuf)
                constraint ? constraint : "", constraint ? ")" : "");
         return DB_INVALID;
     }
-    if (strncmp(state, "22", 2) == 0) {
-        rc_err(errbuf, "a value is out of range or malformed for the database");
-        return DB_INVALID;
-    }
+    /* Data exceptions caused by the values a client sent: 422. The rest of
+     * class 22 (division by zero, ...) is a bug in the route's SQL: 500. */
+    static const char *const bad_input[] = {"22001", "22003", "22004", "22007",
+                                            "22008", "22021", "22023", "22P02"};
+    for (size_t i = 0; i < RC_ARRAY_LEN(bad_input); i++)
+        if (strcmp(state, bad_input[i]) == 0) {
+            rc_err(errbuf, "a value is out of range or malformed for the database");
+            return DB_INVALID;
+        }
     /* Timeouts, shutdowns, resource limits, serialization: try again later. */
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
         strncmp(state, "57", 2) == 0 || strncmp(state, "40", 2) == 0) {
