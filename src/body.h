@@ -20,7 +20,7 @@
 /* Parse body[0..len) for m->route and fill m->values for its body params.
  * String storage goes into `store` (which must outlive the use of m).
  * Returns 0, or an HTTP status (400 or 422) with a message in errbuf. */
-int body_parse(struct router_match *m, const char *body, size_t len, buf *store, char *errbuf)
-    RC_MUSTCHECK;
+int body_parse(struct router_match *m, const char *body, size_t len, buf *store,
+               char *errbuf) RC_MUSTCHECK;
 
 #endif

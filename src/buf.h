@@ -13,10 +13,10 @@
 #include <stddef.h>
 
 typedef struct buf {
-    char *data;  /* NUL-terminated while len < alloc */
+    char *data; /* NUL-terminated while len < alloc */
     size_t len;
     size_t alloc;
-    size_t cap;  /* hard limit on len; 0 means SIZE_MAX */
+    size_t cap; /* hard limit on len; 0 means SIZE_MAX */
 } buf;
 
 void buf_init(buf *b, size_t cap);

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #if defined(__GNUC__)
-#define RC_MUSTCHECK __attribute__((warn_unused_result))
+#define RC_MUSTCHECK    __attribute__((warn_unused_result))
 #define RC_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define RC_MUSTCHECK

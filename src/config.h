@@ -120,15 +120,15 @@ struct route_param {
     enum param_type type;
     bool required;
     bool has_default;
-    char *default_text;     /* default rendered as SQL text (int "20", string as-is) */
-    int64_t min, max;       /* PARAM_INT bounds (inclusive) */
-    size_t min_length;      /* PARAM_STRING, bytes */
-    size_t max_length;      /* PARAM_STRING, bytes; 0 = 1024 */
+    char *default_text; /* default rendered as SQL text (int "20", string as-is) */
+    int64_t min, max;   /* PARAM_INT bounds (inclusive) */
+    size_t min_length;  /* PARAM_STRING, bytes */
+    size_t max_length;  /* PARAM_STRING, bytes; 0 = 1024 */
     bool has_chars;
-    uint8_t chars[32];      /* bitmap of allowed bytes when has_chars */
-    char **enum_values;     /* PARAM_STRING, NULL if none */
+    uint8_t chars[32];  /* bitmap of allowed bytes when has_chars */
+    char **enum_values; /* PARAM_STRING, NULL if none */
     size_t n_enum;
-    size_t random_bytes;    /* PARAM_FROM_RANDOM */
+    size_t random_bytes; /* PARAM_FROM_RANDOM */
 };
 
 /* A tag / location template compiled into literal and reference parts. */
@@ -136,9 +136,9 @@ enum tmpl_part_kind { TMPL_LITERAL, TMPL_PARAM, TMPL_COLUMN };
 
 struct tmpl_part {
     enum tmpl_part_kind kind;
-    char *text;    /* literal text, or column name for TMPL_COLUMN */
-    size_t len;    /* strlen(text) */
-    int param;     /* index into route->params for TMPL_PARAM */
+    char *text; /* literal text, or column name for TMPL_COLUMN */
+    size_t len; /* strlen(text) */
+    int param;  /* index into route->params for TMPL_PARAM */
 };
 
 struct tmpl {
@@ -198,7 +198,8 @@ struct rc_config {
 struct rc_config *config_load(const char *path, char *errbuf) RC_MUSTCHECK;
 /* Same, from a JSON string already in memory (used by tests). */
 struct rc_config *config_load_string(const char *json, const char *origin,
-                                     const char *(*env)(const char *name), char *errbuf) RC_MUSTCHECK;
+                                     const char *(*env)(const char *name),
+                                     char *errbuf) RC_MUSTCHECK;
 void config_free(struct rc_config *cfg);
 
 /* Print every setting with its current value (secrets masked) to `out`. */

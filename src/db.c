@@ -99,9 +99,8 @@ static int connect_db(struct db_conn *c, char *errbuf)
     snprintf(options, sizeof(options),
              "-c statement_timeout=%d -c TimeZone=UTC -c DateStyle=ISO -c client_encoding=UTF8",
              cfg->db_statement_timeout_ms);
-    const char *keys[] = {"dbname",    "connect_timeout", "options",
-                          "keepalives", "keepalives_idle", "application_name",
-                          NULL};
+    const char *keys[] = {"dbname",          "connect_timeout",  "options", "keepalives",
+                          "keepalives_idle", "application_name", NULL};
     const char *vals[] = {cfg->database_url, timeout, options, "1", "30", "respcache", NULL};
 
     c->pg = PQconnectdbParams(keys, vals, 1);
@@ -229,8 +228,7 @@ static enum db_status prepare(struct db_conn *c, int index, const struct route *
 }
 
 static enum db_status exec_once(struct db_conn *c, int index, const struct route *route,
-                                const struct rc_value *values, struct db_result **out,
-                                char *errbuf)
+                                const struct rc_value *values, struct db_result **out, char *errbuf)
 {
     const char *params[ROUTER_MAX_PARAMS];
     int lengths[ROUTER_MAX_PARAMS];

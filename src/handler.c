@@ -252,8 +252,7 @@ static bool try_hit(struct handler *h, struct handler_state *st, const struct rc
         int64_t now = rc_wall_ms();
         if ((uint64_t)now < e.fresh_until_ms) {
             char etag[ENTRY_ETAG_LEN + 1];
-            struct reply r = {.status = e.status, .x_cache = "HIT", .etag = etag,
-                              .no_cache = true};
+            struct reply r = {.status = e.status, .x_cache = "HIT", .etag = etag, .no_cache = true};
             r.age = (long)(((uint64_t)now > e.filled_at_ms ? (uint64_t)now - e.filled_at_ms : 0) /
                            1000);
             entry_etag(e.etag, etag);
@@ -534,8 +533,8 @@ static bool invalidate(struct handler *h, struct handler_state *st, struct db_re
     if (h->cache == NULL || route->ninvalidate == 0)
         return true;
     for (size_t i = 0; i < route->ninvalidate && n < ENTRY_MAX_TAGS; i++) {
-        int len = router_render(&route->invalidate[i], &st->m, db_result_column, res,
-                                tagbuf + used, sizeof(tagbuf) - used);
+        int len = router_render(&route->invalidate[i], &st->m, db_result_column, res, tagbuf + used,
+                                sizeof(tagbuf) - used);
         if (len < 0) {
             log_msg(LOG_ERROR, "invalidate_render_failed", "\"route\":\"%s\",\"template\":%d",
                     route->name, (int)i);
@@ -568,8 +567,7 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
     if (route->has_body) {
         rc = read_body(h, w, st, io);
         if (rc == 413) {
-            snprintf(err, sizeof(err), "request body larger than %d bytes",
-                     h->cfg->max_body_bytes);
+            snprintf(err, sizeof(err), "request body larger than %d bytes", h->cfg->max_body_bytes);
             send_error(io, st, 413, err, NULL);
             return;
         }
@@ -578,8 +576,8 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
             return;
         }
         buf_reset(&w->store);
-        rc = body_parse(&st->m, w->reqbody.data ? w->reqbody.data : "", w->reqbody.len,
-                        &w->store, err);
+        rc = body_parse(&st->m, w->reqbody.data ? w->reqbody.data : "", w->reqbody.len, &w->store,
+                        err);
         if (rc != 0) {
             send_error(io, st, rc, err, NULL);
             return;

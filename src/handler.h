@@ -48,19 +48,19 @@ struct rc_io {
     long (*read)(void *ctx, void *p, size_t n);
 };
 
-#define HANDLER_KEY_MAX 1024
+#define HANDLER_KEY_MAX  1024
 #define HANDLER_TAGS_MAX 2048
 
 /* Per-connection scratch shared by the two stages. */
 struct handler_state {
     struct router_match m;
     enum rc_method method;
-    bool cacheable;          /* a GET whose key and tags were built */
-    bool body_consumed;      /* the request body was read to its end */
+    bool cacheable;     /* a GET whose key and tags were built */
+    bool body_consumed; /* the request body was read to its end */
     int64_t started_ms;
     size_t klen;
     char key[HANDLER_KEY_MAX];
-    size_t ntags;            /* tags[0] is the global tag */
+    size_t ntags; /* tags[0] is the global tag */
     struct rc_str tags[ENTRY_MAX_TAGS];
     uint64_t gens[ENTRY_MAX_TAGS]; /* read before the query (DESIGN.md) */
     char tagbuf[HANDLER_TAGS_MAX];

@@ -30,23 +30,22 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: respcache --config FILE [options]\n"
-            "\n"
-            "A FastCGI daemon that answers database-backed JSON routes from a cache.\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE      configuration file (JSON), required\n"
-            "  -l, --listen ADDR      unix:PATH or HOST:PORT; without it, accept on the\n"
-            "                         socket inherited on fd 0 (spawn-fcgi, systemd\n"
-            "                         StandardInput=socket) or fd 3 (LISTEN_FDS)\n"
-            "  -t, --threads N        database worker threads (overrides \"threads\")\n"
-            "      --loops N          event loops (overrides \"loops\")\n"
-            "      --check-config     validate the configuration and exit\n"
-            "      --print-config     print the effective settings and exit\n"
-            "  -V, --version          print the version and exit\n"
-            "  -h, --help             this text, and every setting\n"
-            "\n");
+    fprintf(out, "Usage: respcache --config FILE [options]\n"
+                 "\n"
+                 "A FastCGI daemon that answers database-backed JSON routes from a cache.\n"
+                 "\n"
+                 "Options:\n"
+                 "  -c, --config FILE      configuration file (JSON), required\n"
+                 "  -l, --listen ADDR      unix:PATH or HOST:PORT; without it, accept on the\n"
+                 "                         socket inherited on fd 0 (spawn-fcgi, systemd\n"
+                 "                         StandardInput=socket) or fd 3 (LISTEN_FDS)\n"
+                 "  -t, --threads N        database worker threads (overrides \"threads\")\n"
+                 "      --loops N          event loops (overrides \"loops\")\n"
+                 "      --check-config     validate the configuration and exit\n"
+                 "      --print-config     print the effective settings and exit\n"
+                 "  -V, --version          print the version and exit\n"
+                 "  -h, --help             this text, and every setting\n"
+                 "\n");
     config_print_help(out);
 }
 

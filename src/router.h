@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #define ROUTER_MAX_PARAMS 16
-#define ROUTER_SCRATCH 4096
+#define ROUTER_SCRATCH    4096
 
 struct router;
 
@@ -30,7 +30,7 @@ struct rc_value {
 struct router_match {
     const struct route *route;
     int route_index;
-    unsigned allowed;        /* method bitmask of all routes on this path */
+    unsigned allowed;                          /* method bitmask of all routes on this path */
     struct rc_value values[ROUTER_MAX_PARAMS]; /* aligned with route->params */
     size_t scratch_used;
     char scratch[ROUTER_SCRATCH];

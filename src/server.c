@@ -50,7 +50,7 @@
 #include <unistd.h>
 
 /* Past this much unread request body, close instead of draining. */
-#define DRAIN_MAX (8u << 20)
+#define DRAIN_MAX  (8u << 20)
 #define MAX_EVENTS 64
 
 struct loop;
@@ -121,7 +121,8 @@ int server_listen(const char *spec, char *errbuf)
         const char *colon = strrchr(spec, ':');
         const char *h = spec;
         size_t hl;
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+        struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                                 .ai_socktype = SOCK_STREAM,
                                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
         struct addrinfo *ai = NULL;
         int one = 1, rc;
@@ -430,8 +431,7 @@ int server_start(struct server *s, char *errbuf)
         return rc_err(errbuf, "libfcgi initialisation failed");
     fl = fcntl(s->listen_fd, F_GETFL);
     if (fl < 0 || fcntl(s->listen_fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return rc_err(errbuf, "cannot make the listening socket non-blocking: %s",
-                      strerror(errno));
+        return rc_err(errbuf, "cannot make the listening socket non-blocking: %s", strerror(errno));
     s->workers = workers_create((size_t)s->cfg->threads, &fns, errbuf);
     if (s->workers == NULL)
         return -1;

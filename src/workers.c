@@ -25,7 +25,6 @@ struct workers {
     pthread_cond_t started_cond;
 };
 
-
 static void *thread_main(void *arg)
 {
     struct workers *w = arg;

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ENTRY_VERSION 1
+#define ENTRY_VERSION  1
 #define ENTRY_MAX_TAGS 16
 #define ENTRY_ETAG_LEN 18 /* quotes + 16 hex digits */
 

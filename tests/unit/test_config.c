@@ -482,7 +482,8 @@ static void test_wrong_json_types_are_named(void **state)
     expect_error("{'threads':'4','routes':[" R0 "]}",
                  "threads: expected an integer from 1 to 256, got a string");
     expect_error("{'threads':4.0,'routes':[" R0 "]}", "threads: expected an integer");
-    expect_error("{'listen':9000,'routes':[" R0 "]}", "listen: expected a string or null, got an integer");
+    expect_error("{'listen':9000,'routes':[" R0 "]}",
+                 "listen: expected a string or null, got an integer");
     expect_error("{'database':'postgresql:///x','routes':[" R0 "]}",
                  "database: expected an object");
     expect_error("{'cache':{'redis_url':5},'routes':[" R0 "]}",
