@@ -309,8 +309,12 @@ enum handler_next handler_fast(struct handler *h, struct handler_state *st,
         if (h->cache != NULL && (route->ttl > 0 || route->negative_ttl > 0) &&
             build_key_and_tags(route, st)) {
             st->cacheable = true;
-            if (try_hit(h, st, req, io))
-                return HANDLER_DONE;
+            st->looked_up = false;
+            if (!h->cache->ops->remote) {
+                st->looked_up = true;
+                if (try_hit(h, st, req, io))
+                    return HANDLER_DONE;
+            }
         }
         return HANDLER_NEEDS_WORKER;
     }
@@ -623,8 +627,11 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
 void handler_slow(struct handler *h, struct handler_worker *w, struct handler_state *st,
                   const struct rc_request *req, const struct rc_io *io)
 {
-    if (st->m.route->method == RC_GET)
+    if (st->m.route->method == RC_GET) {
+        /* A remote provider's lookup happens here, off the event loop. */
+        if (st->cacheable && !st->looked_up && try_hit(h, st, req, io))
+            return;
         slow_read(h, w, st, req, io);
-    else
+    } else
         slow_write(h, w, st, io);
 }

@@ -56,6 +56,7 @@ struct handler_state {
     struct router_match m;
     enum rc_method method;
     bool cacheable;     /* a GET whose key and tags were built */
+    bool looked_up;     /* the provider was asked; its generations are in gens */
     bool body_consumed; /* the request body was read to its end */
     int64_t started_ms;
     size_t klen;

@@ -41,6 +41,10 @@ struct cache_stats {
 
 struct cache_ops {
     const char *name; /* "memory", "redis", ... */
+    /* get() may wait on the network: the handler then never calls it from
+     * an event loop, only from a database worker (a hit costs a hand-off
+     * but a slow Redis never stalls the loop's other connections). */
+    bool remote;
     /* Look key up and read the generations of tags[0..ntags) in one go.
      * Returns 1 (found: *val set, release it), 0 (absent or expired), -1
      * (provider error; treat as a miss). gens[] is filled when >= 0. */
