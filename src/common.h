@@ -31,6 +31,8 @@ struct rc_str {
 int64_t rc_wall_ms(void);
 /* Milliseconds from an arbitrary origin (CLOCK_MONOTONIC). */
 int64_t rc_mono_ms(void);
+/* Microseconds from the same origin as rc_mono_ms. */
+int64_t rc_mono_us(void);
 
 /* Format errbuf safely; returns -1 so callers can `return rc_err(...)`. */
 int rc_err(char *errbuf, const char *fmt, ...) RC_PRINTF(2, 3);

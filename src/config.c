@@ -71,6 +71,8 @@ static const struct setting settings[] = {
     NUM("loops", SET_INT, loops, 1, "RESPCACHE_LOOPS", 1, 64, 0,
         "event loops owning the FastCGI connections"),
     STR("log_level", log_level, "info", "LOG_LEVEL", 1, 16, 0, log_levels, "lowest level logged"),
+    STR("log_file", log_file, NULL, "RESPCACHE_LOG_FILE", 1, 4096, SET_NULLABLE, NULL,
+        "append logs to this file instead of stderr; SIGHUP reopens it (log rotation)"),
     STR("admin_token", admin_token, NULL, "RESPCACHE_ADMIN_TOKEN", 1, 1024,
         SET_NULLABLE | SET_SECRET, NULL,
         "Bearer token for the admin routes; null (or an empty variable) disables them"),

@@ -15,6 +15,7 @@
  *   "threads": 4,                   database workers (env RESPCACHE_THREADS, 1..256)
  *   "loops": 1,                     event loops (env RESPCACHE_LOOPS, 1..64)
  *   "log_level": "info",            debug|info|warn|error (env LOG_LEVEL)
+ *   "log_file": null,               append logs here, reopened on SIGHUP (env RESPCACHE_LOG_FILE)
  *   "admin_token": null,            (env RESPCACHE_ADMIN_TOKEN)
  *   "max_body_bytes": 1048576,      (env RESPCACHE_MAX_BODY_BYTES)
  *   "io_timeout_ms": 5000,          FastCGI socket read/write bound
@@ -171,6 +172,7 @@ struct rc_config {
     int threads;
     int loops;
     char *log_level;
+    char *log_file;
     char *admin_token;
     int max_body_bytes;
     int io_timeout_ms;

@@ -11,6 +11,7 @@
  */
 #include "handler.h"
 
+#include "admin.h"
 #include "body.h"
 #include "buf.h"
 #include "db.h"
@@ -35,6 +36,8 @@ struct handler {
     const struct rc_config *cfg;
     struct cache *cache; /* NULL: provider none */
     struct router *router;
+    struct metrics *metrics; /* may be NULL */
+    struct admin *admin;
 };
 
 struct handler_worker {
@@ -49,17 +52,19 @@ struct handler_worker {
 /* What to put in the header block besides status and content type. */
 struct reply {
     int status;
-    const char *x_cache;  /* X-Cache value, or NULL */
-    const char *etag;     /* quoted, or NULL */
-    long age;             /* Age header when >= 0 */
-    const char *allow;    /* 405 */
-    const char *location; /* 201 */
-    const char *extra;    /* a full extra header line without CRLF, or NULL */
-    bool no_cache;        /* Cache-Control: no-cache */
-    bool retry_after;     /* 503 */
+    const char *x_cache;      /* X-Cache value, or NULL */
+    const char *etag;         /* quoted, or NULL */
+    long age;                 /* Age header when >= 0 */
+    const char *allow;        /* 405 */
+    const char *location;     /* 201 */
+    const char *extra;        /* a full extra header line without CRLF, or NULL */
+    const char *content_type; /* NULL: JSON */
+    bool no_cache;            /* Cache-Control: no-cache */
+    bool retry_after;         /* 503 */
 };
 
-struct handler *handler_create(const struct rc_config *cfg, struct cache *cache, char *errbuf)
+struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
+                               struct metrics *metrics, struct health *health, char *errbuf)
 {
     struct handler *h = calloc(1, sizeof(*h));
     if (h == NULL) {
@@ -68,9 +73,17 @@ struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
     }
     h->cfg = cfg;
     h->cache = cache;
+    h->metrics = metrics;
     h->router = router_create(cfg->routes, cfg->nroutes, errbuf);
     if (h->router == NULL) {
         free(h);
+        return NULL;
+    }
+    h->admin = admin_create(cfg, cache, metrics, health);
+    if (h->admin == NULL) {
+        router_free(h->router);
+        free(h);
+        rc_err(errbuf, "out of memory");
         return NULL;
     }
     return h;
@@ -81,6 +94,7 @@ void handler_free(struct handler *h)
     if (h == NULL)
         return;
     router_free(h->router);
+    admin_free(h->admin);
     free(h);
 }
 
@@ -116,8 +130,8 @@ void handler_worker_free(struct handler_worker *w)
 
 /* ---- responses ---------------------------------------------------------- */
 
-static void send_reply(const struct rc_io *io, const struct handler_state *st,
-                       const struct reply *r, const char *body, size_t blen)
+static void send_reply(const struct rc_io *io, struct handler_state *st, const struct reply *r,
+                       const char *body, size_t blen)
 {
     char hdr[2048];
     size_t n = 0;
@@ -130,9 +144,11 @@ static void send_reply(const struct rc_io *io, const struct handler_state *st,
             n += (size_t)w_ < sizeof(hdr) - n ? (size_t)w_ : sizeof(hdr) - n - 1;                  \
     } while (0)
 
+    st->status = r->status;
     ADD("Status: %d %s\r\n", r->status, http_status_text(r->status));
     if (has_body)
-        ADD("Content-Type: " JSON_TYPE "\r\nContent-Length: %zu\r\n", blen);
+        ADD("Content-Type: %s\r\nContent-Length: %zu\r\n",
+            r->content_type ? r->content_type : JSON_TYPE, blen);
     if (r->no_cache)
         ADD("Cache-Control: no-cache\r\n");
     if (r->etag != NULL)
@@ -161,7 +177,7 @@ static void send_reply(const struct rc_io *io, const struct handler_state *st,
 }
 
 /* An error answer; allocation is fine here, errors are not the hit path. */
-static void send_error(const struct rc_io *io, const struct handler_state *st, int status,
+static void send_error(const struct rc_io *io, struct handler_state *st, int status,
                        const char *message, const char *allow)
 {
     buf b;
@@ -244,8 +260,10 @@ static bool try_hit(struct handler *h, struct handler_state *st, const struct rc
     bool served = false;
 
     int rc = c->ops->get(c->self, st->key, st->klen, st->tags, st->ntags, &v, st->gens);
-    if (rc < 0)
+    if (rc < 0) {
         st->cacheable = false; /* generations unknown: answer without storing */
+        st->cache_error = true;
+    }
     if (rc != 1)
         return false;
     if (entry_decode(v.data, v.len, &e) == 0 && entry_gens_match(&e, st->gens, st->ntags)) {
@@ -260,6 +278,8 @@ static bool try_hit(struct handler *h, struct handler_state *st, const struct rc
                 http_etag_matches(req->if_none_match, etag, ENTRY_ETAG_LEN))
                 r.status = 304;
             send_reply(io, st, &r, e.body, e.body_len);
+            st->cache_result = "HIT";
+            metrics_cache(h->metrics, st->metric_route, METRICS_HIT);
             served = true;
         }
     }
@@ -267,8 +287,48 @@ static bool try_hit(struct handler *h, struct handler_state *st, const struct rc
     return served;
 }
 
-enum handler_next handler_fast(struct handler *h, struct handler_state *st,
-                               const struct rc_request *req, const struct rc_io *io)
+/* Count and (at debug level, or for 5xx) log a finished request. */
+static void request_done(struct handler *h, struct handler_state *st, const struct rc_request *req)
+{
+    int64_t us = rc_mono_us() - st->started_us;
+    enum log_level lvl = st->status >= 500 ? LOG_WARN : LOG_DEBUG;
+
+    metrics_request(h->metrics, st->metric_route, st->status, us);
+    if (log_enabled(lvl)) {
+        char rid[64];
+        const char *name =
+            st->metric_route < (int)h->cfg->nroutes ? h->cfg->routes[st->metric_route].name : "-";
+        log_msg(lvl, "request",
+                "\"route\":\"%s\",\"method\":\"%s\",\"status\":%d,\"duration_ms\":%.3f,"
+                "\"cache\":\"%s\",\"request_id\":\"%s\"",
+                name, st->method ? config_method_name(st->method) : "other", st->status,
+                (double)us / 1000.0, st->cache_result ? st->cache_result : "-",
+                log_escape(req->request_id ? req->request_id : "", rid, sizeof(rid)));
+    }
+}
+
+static void send_admin(struct handler *h, struct handler_state *st, const struct rc_request *req,
+                       const struct rc_io *io)
+{
+    const char *uri = req->uri ? req->uri : "";
+    const char *q = strchr(uri, '?');
+    size_t path_len = q ? (size_t)(q - uri) : strlen(uri);
+    struct admin_reply ar;
+    struct reply r = {.age = -1};
+
+    admin_handle(h->admin, (enum admin_endpoint)st->admin, st->method, uri, path_len,
+                 q ? q + 1 : NULL, req->authorization, &ar);
+    r.status = ar.status;
+    r.content_type = ar.content_type;
+    r.allow = ar.allow;
+    r.retry_after = ar.retry_after;
+    r.no_cache = st->admin == ADMIN_HEALTH || st->admin == ADMIN_METRICS;
+    send_reply(io, st, &r, ar.body.data, ar.body.len);
+    buf_free(&ar.body);
+}
+
+static enum handler_next fast(struct handler *h, struct handler_state *st,
+                              const struct rc_request *req, const struct rc_io *io)
 {
     char err[RC_ERRBUF];
     const char *uri = req->uri ? req->uri : "";
@@ -276,12 +336,29 @@ enum handler_next handler_fast(struct handler *h, struct handler_state *st,
     size_t path_len = q ? (size_t)(q - uri) : strlen(uri);
     const struct route *route;
     enum router_status rs;
+    enum admin_endpoint ae;
 
-    st->started_ms = rc_mono_ms();
     st->cacheable = false;
+    st->looked_up = false;
     st->body_consumed = false;
+    st->cache_result = NULL;
+    st->cache_error = false;
+    st->status = 0;
     st->method = req->method ? http_method_parse(req->method) : 0;
+    st->metric_route = (int)h->cfg->nroutes + METRICS_UNMATCHED;
     err[0] = '\0';
+
+    ae = admin_match(uri, path_len);
+    st->admin = (int)ae;
+    if (ae != ADMIN_NONE) {
+        st->metric_route = (int)h->cfg->nroutes + (ae == ADMIN_HEALTH    ? METRICS_HEALTH
+                                                   : ae == ADMIN_METRICS ? METRICS_METRICS
+                                                                         : METRICS_ADMIN);
+        if (admin_needs_worker(h->admin, ae))
+            return HANDLER_NEEDS_WORKER;
+        send_admin(h, st, req, io);
+        return HANDLER_DONE;
+    }
 
     rs = router_match(h->router, st->method, uri, path_len, q ? q + 1 : NULL, &st->m, err);
     switch (rs) {
@@ -304,6 +381,7 @@ enum handler_next handler_fast(struct handler *h, struct handler_state *st,
         return HANDLER_DONE;
     }
     route = st->m.route;
+    st->metric_route = st->m.route_index;
 
     if (route->method == RC_GET) {
         if (h->cache != NULL && (route->ttl > 0 || route->negative_ttl > 0) &&
@@ -339,6 +417,17 @@ enum handler_next handler_fast(struct handler *h, struct handler_state *st,
 }
 
 /* ---- the slow stage: reads ---------------------------------------------- */
+
+static enum db_status timed_exec(struct handler *h, struct handler_worker *w,
+                                 struct handler_state *st, bool idempotent, struct db_result **res,
+                                 char *err)
+{
+    int64_t t0 = rc_mono_us();
+    enum db_status ds =
+        db_exec(w->db, st->m.route_index, st->m.route, st->m.values, idempotent, res, err);
+    metrics_db_query(h->metrics, rc_mono_us() - t0, ds == DB_OK);
+    return ds;
+}
 
 /* Seconds from a "_ttl" column, or -1 when there is none. */
 static long ttl_column(struct db_result *res)
@@ -400,7 +489,7 @@ static void slow_read(struct handler *h, struct handler_worker *w, struct handle
 
     /* No usable entry. The lookup read the tags' generations into st->gens
      * before this query runs; they are what the new entry records. */
-    ds = db_exec(w->db, st->m.route_index, route, st->m.values, true, &res, err);
+    ds = timed_exec(h, w, st, true, &res, err);
     if (ds != DB_OK) {
         send_error(io, st, status_for_db(ds), err, NULL);
         return;
@@ -438,9 +527,13 @@ static void slow_read(struct handler *h, struct handler_worker *w, struct handle
     if (st->cacheable) {
         store_entry(h, w, st, status, ttl, hash);
         r.x_cache = "MISS";
+        metrics_cache(h->metrics, st->metric_route, METRICS_MISS);
     } else {
         r.x_cache = "BYPASS";
+        metrics_cache(h->metrics, st->metric_route,
+                      st->cache_error ? METRICS_CACHE_ERROR : METRICS_BYPASS);
     }
+    st->cache_result = r.x_cache;
     r.status = status;
     r.etag = etag;
     if (status == 200 && req->if_none_match != NULL &&
@@ -554,6 +647,7 @@ static bool invalidate(struct handler *h, struct handler_state *st, struct db_re
         log_msg(LOG_ERROR, "invalidate_failed", "\"route\":\"%s\"", route->name);
         ok = false;
     }
+    metrics_invalidation(h->metrics, (unsigned)n, ok);
     return ok;
 }
 
@@ -591,7 +685,7 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
         send_error(io, st, 500, "could not generate a token", NULL);
         return;
     }
-    ds = db_exec(w->db, st->m.route_index, route, st->m.values, false, &res, err);
+    ds = timed_exec(h, w, st, false, &res, err);
     if (ds != DB_OK) {
         send_error(io, st, status_for_db(ds), err, NULL);
         return;
@@ -624,14 +718,29 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
     send_reply(io, st, &r, w->body.data, w->body.len);
 }
 
+enum handler_next handler_fast(struct handler *h, struct handler_state *st,
+                               const struct rc_request *req, const struct rc_io *io)
+{
+    st->started_us = rc_mono_us();
+    if (fast(h, st, req, io) == HANDLER_NEEDS_WORKER)
+        return HANDLER_NEEDS_WORKER;
+    request_done(h, st, req);
+    return HANDLER_DONE;
+}
+
 void handler_slow(struct handler *h, struct handler_worker *w, struct handler_state *st,
                   const struct rc_request *req, const struct rc_io *io)
 {
-    if (st->m.route->method == RC_GET) {
+    if (st->admin != ADMIN_NONE)
+        send_admin(h, st, req, io);
+    else if (st->m.route->method == RC_GET) {
         /* A remote provider's lookup happens here, off the event loop. */
-        if (st->cacheable && !st->looked_up && try_hit(h, st, req, io))
+        if (st->cacheable && !st->looked_up && try_hit(h, st, req, io)) {
+            request_done(h, st, req);
             return;
+        }
         slow_read(h, w, st, req, io);
     } else
         slow_write(h, w, st, io);
+    request_done(h, st, req);
 }

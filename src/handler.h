@@ -23,6 +23,8 @@
 #include "cache/entry.h"
 #include "common.h"
 #include "config.h"
+#include "health.h"
+#include "metrics.h"
 #include "router.h"
 
 #include <stdbool.h>
@@ -55,10 +57,15 @@ struct rc_io {
 struct handler_state {
     struct router_match m;
     enum rc_method method;
-    bool cacheable;     /* a GET whose key and tags were built */
-    bool looked_up;     /* the provider was asked; its generations are in gens */
-    bool body_consumed; /* the request body was read to its end */
-    int64_t started_ms;
+    bool cacheable;           /* a GET whose key and tags were built */
+    bool looked_up;           /* the provider was asked; its generations are in gens */
+    bool body_consumed;       /* the request body was read to its end */
+    bool cache_error;         /* the provider failed on lookup */
+    int admin;                /* enum admin_endpoint; 0 for API routes */
+    int metric_route;         /* route index, or nroutes + enum metrics_pseudo_route */
+    int status;               /* status answered, for metrics and logs */
+    const char *cache_result; /* X-Cache answered, or NULL */
+    int64_t started_us;
     size_t klen;
     char key[HANDLER_KEY_MAX];
     size_t ntags; /* tags[0] is the global tag */
@@ -69,8 +76,10 @@ struct handler_state {
 
 enum handler_next { HANDLER_DONE, HANDLER_NEEDS_WORKER };
 
-/* cache may be NULL (provider "none": every GET is a BYPASS). */
+/* cache may be NULL (provider "none": every GET is a BYPASS); metrics and
+ * health may be NULL (no /metrics series, /health reports down). */
 struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
+                               struct metrics *metrics, struct health *health,
                                char *errbuf) RC_MUSTCHECK;
 void handler_free(struct handler *h);
 

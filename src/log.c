@@ -8,6 +8,8 @@
  */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,8 +18,31 @@
 #include <unistd.h>
 
 static _Atomic int current_level = LOG_INFO;
+/* STDERR_FILENO, or a descriptor that log_open_file dup2s new files onto. */
+static _Atomic int log_fd = STDERR_FILENO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+int log_open_file(const char *path, char *errbuf)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int cur = atomic_load(&log_fd);
+
+    if (fd < 0)
+        return rc_err(errbuf, "log_file: cannot open %s: %s", path, strerror(errno));
+    if (cur == STDERR_FILENO) {
+        /* First open: keep this descriptor; stderr stays as it was. */
+        atomic_store(&log_fd, fd);
+        return 0;
+    }
+    if (dup2(fd, cur) < 0) {
+        int e = errno;
+        close(fd);
+        return rc_err(errbuf, "log_file: cannot reopen %s: %s", path, strerror(e));
+    }
+    close(fd);
+    return 0;
+}
 
 int log_level_parse(const char *name)
 {
@@ -101,6 +126,6 @@ void log_msg(enum log_level lvl, const char *event, const char *fmt, ...)
     line[n++] = '}';
     line[n++] = '\n';
     /* A failed log write has nowhere to be reported. */
-    if (write(STDERR_FILENO, line, n) < 0)
+    if (write(atomic_load_explicit(&log_fd, memory_order_relaxed), line, n) < 0)
         return;
 }

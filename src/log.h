@@ -13,6 +13,12 @@
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
+/* Send log lines to `path` (appending) instead of stderr; called again
+ * (SIGHUP) it reopens the file, for log rotation. The switch is atomic:
+ * the file replaces the log descriptor with dup2, so concurrent writers
+ * never see a closed descriptor. 0, or -1 with errbuf set. */
+int log_open_file(const char *path, char *errbuf) RC_MUSTCHECK;
+
 /* Returns -1 for an unknown level name. */
 int log_level_parse(const char *name);
 void log_set_level(enum log_level lvl);

@@ -10,7 +10,9 @@
 #include "cache/memory.h"
 #include "config.h"
 #include "handler.h"
+#include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 
 #include <errno.h>
@@ -27,6 +29,8 @@
 
 /* Bound on finishing requests in flight at SIGTERM. */
 #define DRAIN_MS 10000
+/* How often the health prober checks the database and the cache. */
+#define HEALTH_INTERVAL_MS 1000
 
 static void usage(FILE *out)
 {
@@ -90,6 +94,8 @@ int main(int argc, char **argv)
     struct cache *cache = NULL;
     struct handler *handler = NULL;
     struct server *server = NULL;
+    struct metrics *metrics = NULL;
+    struct health *health = NULL;
     int listen_fd, status = 1, sig;
     sigset_t sigs;
 
@@ -155,7 +161,7 @@ int main(int argc, char **argv)
     }
     if (check_only) {
         /* The router's own checks (ambiguous templates) count as config. */
-        handler = handler_create(cfg, NULL, err);
+        handler = handler_create(cfg, NULL, NULL, NULL, err);
         if (handler == NULL) {
             fprintf(stderr, "respcache: %s\n", err);
             config_free(cfg);
@@ -167,6 +173,11 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level((enum log_level)log_level_parse(cfg->log_level));
+    if (cfg->log_file != NULL && log_open_file(cfg->log_file, err) < 0) {
+        fprintf(stderr, "respcache: %s\n", err);
+        config_free(cfg);
+        return 1;
+    }
 
     /* Signals: ignored SIGPIPE (a closed peer is an error return, not a
      * death), the rest blocked in every thread and taken by sigtimedwait. */
@@ -190,7 +201,13 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
         goto out;
     }
-    handler = handler_create(cfg, cache, err);
+    metrics = metrics_create(cfg);
+    health = metrics ? health_start(cfg, cache, HEALTH_INTERVAL_MS, err) : NULL;
+    if (metrics == NULL || health == NULL) {
+        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", metrics ? err : "out of memory");
+        goto out;
+    }
+    handler = handler_create(cfg, cache, metrics, health, err);
     if (handler == NULL) {
         log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
         goto out;
@@ -209,8 +226,13 @@ int main(int argc, char **argv)
         sig = sigtimedwait(&sigs, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        if (sig == SIGHUP)
-            log_msg(LOG_INFO, "sighup", NULL);
+        if (sig == SIGHUP) {
+            if (cfg->log_file != NULL && log_open_file(cfg->log_file, err) < 0)
+                log_msg(LOG_ERROR, "log_reopen_failed", "\"error\":\"%s\"", err);
+            else
+                log_msg(LOG_INFO, "sighup", "\"log_reopened\":%s",
+                        cfg->log_file ? "true" : "false");
+        }
         if (cache != NULL && cache->ops->tick != NULL)
             cache->ops->tick(cache->self);
     }
@@ -221,7 +243,9 @@ int main(int argc, char **argv)
 
 out:
     server_free(server);
+    health_stop(health);
     handler_free(handler);
+    metrics_free(metrics);
     cache_free(cache);
     if (listen_spec != NULL && strncmp(listen_spec, "unix:", 5) == 0 && listen_fd >= 0)
         unlink(listen_spec + 5);

@@ -60,6 +60,7 @@ struct conn {
     FCGX_Request req;
     struct loop *loop;
     struct conn *prev, *next; /* the loop's list, under loop->lock */
+    atomic_bool busy;         /* a worker owns it (not armed in epoll) */
     struct rc_request rq;
     struct handler_state hs;
 };
@@ -201,20 +202,27 @@ static long io_read(void *ctx, void *p, size_t n)
     return got;
 }
 
-static void conn_free(struct conn *c)
+/* Unlink, close and free; the caller holds c->loop->lock. */
+static void conn_free_locked(struct conn *c)
 {
     struct loop *l = c->loop;
-    pthread_mutex_lock(&l->lock);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
         l->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    pthread_mutex_unlock(&l->lock);
     if (c->req.ipcFd >= 0)
         close(c->req.ipcFd);
     free(c);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct loop *l = c->loop;
+    pthread_mutex_lock(&l->lock);
+    conn_free_locked(c);
+    pthread_mutex_unlock(&l->lock);
 }
 
 static void conn_arm(struct conn *c, int op)
@@ -244,10 +252,29 @@ static void conn_finish(struct conn *c)
     }
     c->req.detached = 1;
     FCGX_Finish_r(&c->req);
-    if (c->req.ipcFd < 0 || atomic_load(&c->loop->srv->stopping))
-        conn_free(c);
-    else
-        conn_arm(c, EPOLL_CTL_MOD);
+    if (!atomic_load(&c->busy)) {
+        /* On its loop: the loop itself sweeps idle connections at stop. */
+        if (c->req.ipcFd < 0 || atomic_load(&c->loop->srv->stopping))
+            conn_free(c);
+        else
+            conn_arm(c, EPOLL_CTL_MOD);
+        return;
+    }
+    /* On a worker: decide under the loop's lock, so that the loop's
+     * stop-time sweep sees the connection either busy (and leaves it to
+     * us) or armed and idle (and closes it). */
+    pthread_mutex_lock(&c->loop->lock);
+    if (c->req.ipcFd < 0 || atomic_load(&c->loop->srv->stopping)) {
+        conn_free_locked(c);
+    } else {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
+        atomic_store(&c->busy, false);
+        if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->req.ipcFd, &ev) < 0) {
+            log_msg(LOG_ERROR, "epoll_ctl_failed", "\"error\":\"%s\"", strerror(errno));
+            conn_free_locked(c);
+        }
+    }
+    pthread_mutex_unlock(&c->loop->lock);
 }
 
 static void fill_request(struct conn *c)
@@ -295,8 +322,10 @@ static void on_readable(struct loop *l, struct conn *c)
         return;
     }
     atomic_fetch_add(&s->in_workers, 1);
+    atomic_store(&c->busy, true);
     if (workers_submit(s->workers, &c->job) < 0) {
         atomic_fetch_sub(&s->in_workers, 1);
+        atomic_store(&c->busy, false);
         c->req.keepConnection = 0;
         FCGX_PutS("Status: 503 Service Unavailable\r\nContent-Type: application/json; "
                   "charset=utf-8\r\nRetry-After: 1\r\n\r\n{\"error\":\"unavailable\","
@@ -343,29 +372,54 @@ static void on_accept(struct loop *l)
     }
 }
 
+/* At stop: close every kept-alive connection that is idle. Nginx retries a
+ * request whose cached connection turns out closed, on another server of
+ * the upstream, so no client sees the stop. Busy ones are closed by their
+ * worker when the response is out (conn_finish). */
+static void close_idle(struct loop *l)
+{
+    size_t closed = 0;
+    pthread_mutex_lock(&l->lock);
+    for (struct conn *c = l->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (atomic_load(&c->busy))
+            continue;
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->req.ipcFd, NULL);
+        conn_free_locked(c);
+        closed++;
+    }
+    pthread_mutex_unlock(&l->lock);
+    log_msg(LOG_DEBUG, "loop_stopped", "\"idle_closed\":%zu", closed);
+}
+
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
     struct epoll_event evs[MAX_EVENTS];
+    bool stop = false;
 
-    for (;;) {
+    while (!stop) {
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             log_msg(LOG_ERROR, "epoll_wait_failed", "\"error\":\"%s\"", strerror(errno));
-            return NULL;
+            break;
         }
+        /* Finish the whole batch: its events may name connections that the
+         * sweep below would free. */
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &l->wake_fd)
-                return NULL;
-            if (p == &l->srv->listen_fd)
+                stop = true;
+            else if (p == &l->srv->listen_fd)
                 on_accept(l);
             else
                 on_readable(l, p);
         }
     }
+    close_idle(l);
+    return NULL;
 }
 
 /* ---- workers ------------------------------------------------------------ */
@@ -458,12 +512,11 @@ void server_stop(struct server *s, int drain_ms)
     int64_t deadline = rc_mono_ms() + drain_ms;
 
     atomic_store(&s->stopping, true);
-    /* Stop accepting; requests already handed to workers finish. */
+    /* Stop accepting, then let each loop close its idle connections and
+     * exit; requests on workers finish and close their own connections. */
     for (size_t i = 0; i < s->nloops; i++)
         if (s->loops[i].epfd >= 0)
             epoll_ctl(s->loops[i].epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
-    while (atomic_load(&s->in_workers) > 0 && rc_mono_ms() < deadline)
-        usleep(10000);
     for (size_t i = 0; i < s->nloops; i++) {
         struct loop *l = &s->loops[i];
         uint64_t one = 1;
@@ -475,6 +528,11 @@ void server_stop(struct server *s, int drain_ms)
             pthread_join(s->loops[i].thread, NULL);
             s->loops[i].started = false;
         }
+    while (atomic_load(&s->in_workers) > 0 && rc_mono_ms() < deadline)
+        usleep(10000);
+    if (atomic_load(&s->in_workers) > 0)
+        log_msg(LOG_WARN, "drain_timeout", "\"in_flight\":%ld", atomic_load(&s->in_workers));
+    /* Workers answer what is still queued, then exit. */
     workers_free(s->workers);
     s->workers = NULL;
 }

@@ -37,6 +37,7 @@ struct cache_stats {
     uint64_t sets, deletes, errors, evictions;
     uint64_t keys, bytes;
     uint64_t max_bytes; /* 0 when the provider has no budget */
+    int breaker;        /* circuit breaker: -1 none, 0 closed, 1 open, 2 half-open */
 };
 
 struct cache_ops {

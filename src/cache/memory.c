@@ -505,6 +505,7 @@ static void mem_stats(void *self, struct cache_stats *out)
     struct mem *m = self;
 
     memset(out, 0, sizeof *out);
+    out->breaker = -1; /* no network, no breaker */
     for (unsigned i = 0; i < m->nshards; i++) {
         struct shard *sh = &m->shards[i];
         out->gets += atomic_load_explicit(&sh->gets, memory_order_relaxed);

@@ -1,0 +1,58 @@
+/*
+ * metrics.h - counters and histograms, rendered in Prometheus text format.
+ *
+ * One registry, created by main.c and passed down. Every series is a plain
+ * relaxed atomic: no lock anywhere, so the hit path pays a few uncontended
+ * atomic adds. Label cardinality is bounded by construction: routes are
+ * the configured route names (plus the fixed pseudo-routes below), statuses
+ * a fixed list (others count as "other").
+ */
+#ifndef RC_METRICS_H
+#define RC_METRICS_H
+
+#include "buf.h"
+#include "cache/cache.h"
+#include "common.h"
+#include "config.h"
+
+#include <stdint.h>
+
+struct metrics;
+
+/* Pseudo-routes after the configured ones (index nroutes + k). */
+enum metrics_pseudo_route {
+    METRICS_UNMATCHED = 0, /* 404/405/400 before a route was chosen */
+    METRICS_HEALTH,
+    METRICS_METRICS,
+    METRICS_ADMIN,
+    METRICS_NPSEUDO
+};
+
+enum metrics_cache_result {
+    METRICS_HIT,
+    METRICS_MISS,
+    METRICS_STALE,
+    METRICS_BYPASS,
+    METRICS_CACHE_ERROR,
+    METRICS_NCACHE
+};
+
+struct metrics *metrics_create(const struct rc_config *cfg) RC_MUSTCHECK;
+void metrics_free(struct metrics *m);
+
+/* route: index into cfg->routes, or cfg->nroutes + a pseudo-route. */
+void metrics_request(struct metrics *m, int route, int status, int64_t duration_us);
+void metrics_cache(struct metrics *m, int route, enum metrics_cache_result r);
+void metrics_db_query(struct metrics *m, int64_t duration_us, int ok);
+void metrics_invalidation(struct metrics *m, unsigned tags, int ok);
+
+/* Append the whole exposition (text format 0.0.4). `cache` may be NULL. */
+int metrics_render(struct metrics *m, struct cache *cache, buf *out) RC_MUSTCHECK;
+
+/* Totals for /cache/stats. */
+struct metrics_totals {
+    uint64_t hits, misses, stale, bypass, errors;
+};
+void metrics_totals(struct metrics *m, struct metrics_totals *out);
+
+#endif
