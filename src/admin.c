@@ -117,8 +117,8 @@ static void health_reply(struct admin *a, struct admin_reply *out)
         health_get(a->health, &st);
     status = !st.db_ok ? "down" : !st.cache_ok ? "degraded" : "ok";
     if (buf_printf(&out->body,
-                   "{\"status\":\"%s\",\"db\":{\"ok\":%s,\"latency_ms\":%.1f},"
-                   "\"cache\":{\"provider\":\"%s\",\"ok\":%s,\"latency_ms\":%.1f}}",
+                   "{\"status\":\"%s\",\"db\":{\"ok\":%s,\"latency_ms\":%.3f},"
+                   "\"cache\":{\"provider\":\"%s\",\"ok\":%s,\"latency_ms\":%.3f}}",
                    status, st.db_ok ? "true" : "false", st.db_latency_ms, a->cfg->cache_provider,
                    st.cache_ok ? "true" : "false", st.cache_latency_ms) < 0) {
         error_reply(out, 500, "out of memory");

@@ -28,14 +28,14 @@ static void probe(struct health *h)
 {
     char err[RC_ERRBUF];
     struct health_status st = {0};
-    int64_t t0 = rc_mono_ms(), t1;
+    int64_t t0 = rc_mono_us(), t1;
 
     st.db_ok = db_ping(h->db, err) == DB_OK;
-    t1 = rc_mono_ms();
-    st.db_latency_ms = (double)(t1 - t0);
+    t1 = rc_mono_us();
+    st.db_latency_ms = (double)(t1 - t0) / 1000.0;
     if (h->cache != NULL) {
         st.cache_ok = h->cache->ops->ping(h->cache->self) == 0;
-        st.cache_latency_ms = (double)(rc_mono_ms() - t1);
+        st.cache_latency_ms = (double)(rc_mono_us() - t1) / 1000.0;
     } else {
         st.cache_ok = true;
     }
