@@ -263,18 +263,19 @@ static void conn_finish(struct conn *c)
     /* On a worker: decide under the loop's lock, so that the loop's
      * stop-time sweep sees the connection either busy (and leaves it to
      * us) or armed and idle (and closes it). */
-    pthread_mutex_lock(&c->loop->lock);
-    if (c->req.ipcFd < 0 || atomic_load(&c->loop->srv->stopping)) {
+    struct loop *l = c->loop; /* c may be freed below */
+    pthread_mutex_lock(&l->lock);
+    if (c->req.ipcFd < 0 || atomic_load(&l->srv->stopping)) {
         conn_free_locked(c);
     } else {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
         atomic_store(&c->busy, false);
-        if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->req.ipcFd, &ev) < 0) {
+        if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, c->req.ipcFd, &ev) < 0) {
             log_msg(LOG_ERROR, "epoll_ctl_failed", "\"error\":\"%s\"", strerror(errno));
             conn_free_locked(c);
         }
     }
-    pthread_mutex_unlock(&c->loop->lock);
+    pthread_mutex_unlock(&l->lock);
 }
 
 static void fill_request(struct conn *c)
