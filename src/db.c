@@ -260,13 +260,17 @@ static enum db_status exec_once(struct db_conn *c, int index, const struct route
     case PGRES_TUPLES_OK:
     case PGRES_COMMAND_OK:
         break;
-    default:
+    default: {
+        /* Only a statement that vanished (26000: DISCARD ALL by a pooler)
+         * needs preparing again; after any other error it still exists on
+         * the server and preparing it again would fail with 42P05. */
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state != NULL && strcmp(state, "26000") == 0)
+            c->prepared[index] = false;
         st = classify(res, errbuf);
         PQclear(res);
-        /* A prepared statement can vanish (DISCARD ALL by a pooler). */
-        if (st == DB_ERROR)
-            c->prepared[index] = false;
         return st;
+    }
     }
     struct db_result *r = malloc(sizeof(*r));
     if (r == NULL) {

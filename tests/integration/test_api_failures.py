@@ -30,6 +30,9 @@ TEST_ROUTES = [
     {"name": "test_div0", "method": "GET", "path": "/api/test/div0/{id:int}",
      "params": [{"name": "id", "from": "path"}],
      "sql": "SELECT 1 / ($1::int - $1::int) AS x", "result": "object", "ttl": 60},
+    {"name": "test_div5", "method": "GET", "path": "/api/test/div5/{id:int}",
+     "params": [{"name": "id", "from": "path"}],
+     "sql": "SELECT 10 / ($1::int - 5) AS x", "result": "object", "ttl": 0},
     {"name": "test_ttl", "method": "GET", "path": "/api/test/ttl/{id:int}",
      "params": [{"name": "id", "from": "path"}],
      "sql": "SELECT id, name FROM users WHERE id = $1::bigint", "result": "object",
@@ -123,6 +126,17 @@ class Internal(RCTestCase):
             self.assertNotIn("no_such_setting", b["message"], "the database's error text must not reach the client")
         r = self.get("/api/test/boom/1")
         self.assertNotEqual(r.headers.get("x-cache"), "HIT", "a 500 must never be cached")
+
+    def test_route_recovers_after_a_failing_call(self):
+        # A runtime error leaves the prepared statement on the server; the
+        # next calls on the same connections must keep working (no 42P05).
+        for i in range(8):
+            self.assertError(self.get("/api/test/div5/5"), 500, "internal",
+                             "GET /api/test/div5/5 (division by zero), call %d" % i)
+        for i in range(6, 14):
+            r = self.get("/api/test/div5/%d" % i)
+            self.assertStatus(r, 200, "GET /api/test/div5/%d after failing calls on the same "
+                                      "connections: expected 200" % i)
 
     def test_sql_bug_in_data_exception_class_is_500_not_422(self):
         # Division by zero is SQLSTATE class 22 like a malformed value, but
