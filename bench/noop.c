@@ -89,6 +89,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "noop: cannot listen on %s: %s\n", spec, strerror(errno));
         return 1;
     }
+    /* FCGX_Init installs a SIGTERM (and SIGUSR1) handler that only sets
+     * libfcgi's shutdown flag, which this loop never reads: SIGTERM would
+     * be ignored. Stopping by signal must stop. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     ep = epoll_create1(0);
     ev.events = EPOLLIN;
     ev.data.ptr = NULL;

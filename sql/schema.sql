@@ -8,6 +8,13 @@
 -- The CHECK constraints repeat the limits the routes in etc/respcache.json
 -- validate, so data written around the API (psql, scripts) obeys them too.
 -- Timestamps are timestamptz; respcache renders them as RFC 3339 in UTC.
+--
+-- Every table has a respcache_notify() trigger (sql/respcache_notify.sql,
+-- included below) that publishes the cache tags of the rows it changes, so
+-- writes made around the API show up on the next GET: the tags are those
+-- of the GET routes in etc/respcache.json. A cascaded delete fires the
+-- child tables' triggers too, so deleting a user invalidates its sessions
+-- and jobs.
 
 \set ON_ERROR_STOP on
 
@@ -69,5 +76,30 @@ CREATE TABLE sessions (
 );
 
 CREATE INDEX sessions_user_idx ON sessions (user_id);
+
+-- Invalidation from the database (see the header).
+\ir respcache_notify.sql
+
+CREATE TRIGGER users_respcache AFTER INSERT OR UPDATE OR DELETE ON users
+    FOR EACH ROW EXECUTE FUNCTION respcache_notify('user:{id}');
+CREATE TRIGGER jobs_respcache AFTER INSERT OR UPDATE OR DELETE ON jobs
+    FOR EACH ROW EXECUTE FUNCTION respcache_notify('job:{id}', 'user:{user_id}:jobs');
+CREATE TRIGGER job_results_respcache AFTER INSERT OR UPDATE OR DELETE ON job_results
+    FOR EACH ROW EXECUTE FUNCTION respcache_notify('job:{job_id}');
+CREATE TRIGGER settings_respcache AFTER INSERT OR UPDATE OR DELETE ON settings
+    FOR EACH ROW EXECUTE FUNCTION respcache_notify('settings');
+CREATE TRIGGER sessions_respcache AFTER INSERT OR UPDATE OR DELETE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION respcache_notify('session:{token}');
+
+CREATE TRIGGER users_respcache_truncate AFTER TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION respcache_notify();
+CREATE TRIGGER jobs_respcache_truncate AFTER TRUNCATE ON jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION respcache_notify();
+CREATE TRIGGER job_results_respcache_truncate AFTER TRUNCATE ON job_results
+    FOR EACH STATEMENT EXECUTE FUNCTION respcache_notify();
+CREATE TRIGGER settings_respcache_truncate AFTER TRUNCATE ON settings
+    FOR EACH STATEMENT EXECUTE FUNCTION respcache_notify();
+CREATE TRIGGER sessions_respcache_truncate AFTER TRUNCATE ON sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION respcache_notify();
 
 COMMIT;

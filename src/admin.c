@@ -3,15 +3,19 @@
  *
  * Purges are tag-generation bumps where possible: DELETE /cache bumps the
  * global generation ("*"), DELETE /cache/tags/{tag} bumps one tag; both are
- * O(1) whatever the number of entries. Only DELETE /cache/keys walks the
- * keyspace, incrementally (the provider's purge holds one shard lock at a
- * time, or SCANs in batches for Redis).
+ * O(1) whatever the number of entries. ?mode=soft bumps the tag's soft part
+ * instead (cache.h): its entries turn stale, not dead, and are answered
+ * STALE while one refresh each replaces them, so a purge after a deploy
+ * does not send every reader to the database at once. Only DELETE
+ * /cache/keys walks the keyspace, incrementally (the provider's purge holds
+ * one shard lock at a time, or SCANs in batches for Redis).
  */
 #include "admin.h"
 
 #include "http.h"
 #include "log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,11 +162,12 @@ static void stats_reply(struct admin *a, struct admin_reply *out)
 }
 
 static void bump_reply(struct admin *a, const char *tag, size_t len, struct admin_reply *out,
-                       bool echo_tag)
+                       bool echo_tag, bool soft)
 {
     struct rc_str t = {tag, len};
 
-    if (a->cache != NULL && a->cache->ops->bump_tags(a->cache->self, &t, 1) < 0) {
+    if (a->cache != NULL && (soft ? a->cache->ops->bump_tags_soft(a->cache->self, &t, 1)
+                                  : a->cache->ops->bump_tags(a->cache->self, &t, 1)) < 0) {
         if (a->metrics != NULL)
             metrics_invalidation(a->metrics, 1, 0);
         error_reply(out, 503, "the cache is unavailable; nothing was invalidated");
@@ -170,10 +175,11 @@ static void bump_reply(struct admin *a, const char *tag, size_t len, struct admi
     }
     if (a->metrics != NULL)
         metrics_invalidation(a->metrics, 1, 1);
-    log_msg(LOG_INFO, "admin_invalidate", "\"tags\":1");
+    log_msg(LOG_INFO, "admin_invalidate", "\"tags\":1,\"mode\":\"%s\"", soft ? "soft" : "hard");
     if (echo_tag) {
         if (buf_puts(&out->body, "{\"tag\":") < 0 || buf_json_str(&out->body, tag, len) < 0 ||
-            buf_puts(&out->body, ",\"invalidated\":true}") < 0) {
+            buf_puts(&out->body, soft ? ",\"invalidated\":true,\"mode\":\"soft\"}"
+                                      : ",\"invalidated\":true}") < 0) {
             error_reply(out, 500, "out of memory");
             return;
         }
@@ -223,7 +229,7 @@ static void cache_route(struct admin *a, enum admin_endpoint e, const char *path
         stats_reply(a, out);
         return;
     case ADMIN_CACHE_ALL:
-        bump_reply(a, CACHE_GLOBAL_TAG, 1, out, false);
+        bump_reply(a, CACHE_GLOBAL_TAG, 1, out, false, false);
         return;
     case ADMIN_CACHE_TAG:
         n = http_pct_decode(path + 12, path_len - 12, value, TAG_MAX + 1, false);
@@ -234,18 +240,22 @@ static void cache_route(struct admin *a, enum admin_endpoint e, const char *path
         {
             char mode[16];
             int m = query_value(query, "mode", mode, sizeof(mode));
-            if (m == 4 && memcmp(mode, "soft", 4) == 0) {
-                error_reply(out, 400,
-                            "mode=soft (stale-while-revalidate purge) is not "
-                            "supported by this version; use the default hard purge");
-                return;
-            }
-            if (m != -1 && !(m == 4 && memcmp(mode, "hard", 4) == 0)) {
+            bool soft = m == 4 && memcmp(mode, "soft", 4) == 0;
+            if (m != -1 && !soft && !(m == 4 && memcmp(mode, "hard", 4) == 0)) {
                 error_reply(out, 400, "mode: expected hard or soft");
                 return;
             }
+            if (soft && a->cache != NULL && a->cache->ops->bump_tags_soft == NULL) {
+                char msg[160];
+                snprintf(msg, sizeof(msg),
+                         "mode=soft is not supported by the %s cache provider; use the default "
+                         "hard purge",
+                         a->cache->ops->name);
+                error_reply(out, 400, msg);
+                return;
+            }
+            bump_reply(a, value, (size_t)n, out, true, soft);
         }
-        bump_reply(a, value, (size_t)n, out, true);
         return;
     case ADMIN_CACHE_KEYS: {
         uint64_t deleted = 0;

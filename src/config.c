@@ -47,9 +47,10 @@ struct setting {
 };
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-static const char *const providers[] = {"memory", "none", NULL};
+static const char *const providers[] = {"memory", "redis", "tiered", "none", NULL};
 
 static bool listen_ok(const char *v);
+static bool channel_ok(const char *v);
 
 #define OFF(f) offsetof(struct rc_config, f)
 /* Rows: path, [type,] field, default, env, bounds (value or length), flags,
@@ -80,6 +81,8 @@ static const struct setting settings[] = {
         64 * 1048576, 0, "largest accepted request body (413 above)"),
     NUM("io_timeout_ms", SET_INT, io_timeout_ms, 5000, "RESPCACHE_IO_TIMEOUT_MS", 10, 600000, 0,
         "bound on one FastCGI socket read or write"),
+    NUM("warm_concurrency", SET_INT, warm_concurrency, 2, "RESPCACHE_WARM_CONCURRENCY", 1, 64, 0,
+        "warm-up queries run at once at start (each on its own PostgreSQL connection)"),
     STR("database.url", database_url, "postgresql:///respcache", "DATABASE_URL", 1, 4096, SET_URL,
         NULL, "libpq connection string or URI"),
     NUM("database.connect_timeout_ms", SET_INT, db_connect_timeout_ms, 2000,
@@ -87,12 +90,29 @@ static const struct setting settings[] = {
     NUM("database.statement_timeout_ms", SET_INT, db_statement_timeout_ms, 5000,
         "DATABASE_STATEMENT_TIMEOUT_MS", 1, 3600000, 0,
         "PostgreSQL statement_timeout for every query"),
+    {"database.notify_channel", SET_STRING, OFF(db_notify_channel), "respcache_invalidate", 0,
+     "DATABASE_NOTIFY_CHANNEL", 1, 63, SET_NULLABLE, NULL, channel_ok,
+     "a lower-case SQL identifier or null",
+     "LISTEN channel of sql/respcache_notify.sql's trigger (tags to invalidate); null: no "
+     "listener"},
     STR("cache.provider", cache_provider, "memory", "CACHE_PROVIDER", 1, 16, 0, providers,
         "where responses are cached (none disables caching)"),
     NUM("cache.default_ttl", SET_INT, cache_default_ttl, 60, "CACHE_DEFAULT_TTL", 0, 31536000, 0,
         "seconds a GET response stays fresh when its route sets no ttl"),
     NUM("cache.negative_ttl", SET_INT, cache_negative_ttl, 30, "CACHE_NEGATIVE_TTL", 0, 31536000, 0,
         "seconds a 404 stays cached when its route sets no negative_ttl"),
+    NUM("cache.stale_while_revalidate", SET_INT, cache_stale_while_revalidate, 0,
+        "CACHE_STALE_WHILE_REVALIDATE", 0, 31536000, 0,
+        "seconds past its TTL an entry is answered STALE while one refresh runs (routes and "
+        "entities may set their own)"),
+    NUM("cache.stale_if_error", SET_INT, cache_stale_if_error, 0, "CACHE_STALE_IF_ERROR", 0,
+        31536000, 0,
+        "seconds past its TTL an entry is answered STALE when PostgreSQL fails (routes and "
+        "entities may set their own)"),
+    NUM("cache.singleflight_wait_ms", SET_INT, cache_singleflight_wait_ms, 3000,
+        "CACHE_SINGLEFLIGHT_WAIT_MS", 0, 600000, 0,
+        "how long concurrent misses on one key wait for the one query running before querying "
+        "themselves; 0: no coalescing"),
     NUM("cache.memory_max_bytes", SET_INT64, cache_memory_max_bytes, 268435456,
         "CACHE_MEMORY_MAX_BYTES", 65536, INT64_C(1) << 40, 0, "byte budget of the memory cache"),
     NUM("cache.memory_shards", SET_INT, cache_memory_shards, 64, "CACHE_MEMORY_SHARDS", 1, 1024,
@@ -100,9 +120,30 @@ static const struct setting settings[] = {
     NUM("cache.tag_slots", SET_INT, cache_tag_slots, 262144, "CACHE_TAG_SLOTS", 16, 1 << 26,
         SET_POW2, "size of the memory provider's tag generation table"),
     STR("cache.redis_url", redis_url, NULL, "REDIS_URL", 1, 4096, SET_NULLABLE | SET_URL, NULL,
-        "Redis server: redis://[user:password@]host[:port][/db] or unix:/path"),
+        "Redis server (providers redis, tiered): redis://[user:password@]host[:port][/db], "
+        "rediss://... (TLS) or unix:/path[?db=N]"),
     STR("cache.redis_key_prefix", redis_key_prefix, "rc:", "REDIS_KEY_PREFIX", 0, 64, 0, NULL,
         "prefix of every Redis key, for sharing one Redis"),
+    NUM("cache.redis_connect_timeout_ms", SET_INT, redis_connect_timeout_ms, 500,
+        "REDIS_CONNECT_TIMEOUT_MS", 10, 60000, 0, "bound on connecting to Redis (TCP and TLS)"),
+    NUM("cache.redis_command_timeout_ms", SET_INT, redis_command_timeout_ms, 500,
+        "REDIS_COMMAND_TIMEOUT_MS", 1, 60000, 0, "bound on one Redis round trip"),
+    STR("cache.redis_tls_ca_file", redis_tls_ca_file, NULL, "REDIS_TLS_CA_FILE", 1, 4096,
+        SET_NULLABLE, NULL, "CA certificates (PEM) for rediss://; null: the system's"),
+    STR("cache.redis_tls_cert_file", redis_tls_cert_file, NULL, "REDIS_TLS_CERT_FILE", 1, 4096,
+        SET_NULLABLE, NULL, "client certificate (PEM) for rediss://, with redis_tls_key_file"),
+    STR("cache.redis_tls_key_file", redis_tls_key_file, NULL, "REDIS_TLS_KEY_FILE", 1, 4096,
+        SET_NULLABLE, NULL, "private key (PEM) of redis_tls_cert_file"),
+    NUM("cache.redis_tls_verify", SET_INT, redis_tls_verify, 1, "REDIS_TLS_VERIFY", 0, 1, 0,
+        "1: check the rediss:// server's certificate and name; 0: do not (unsafe)"),
+    NUM("cache.redis_breaker_failures", SET_INT, redis_breaker_failures, 5,
+        "REDIS_BREAKER_FAILURES", 1, 1000, 0,
+        "consecutive Redis failures that open the circuit breaker (requests then bypass Redis)"),
+    NUM("cache.redis_breaker_open_ms", SET_INT, redis_breaker_open_ms, 1000,
+        "REDIS_BREAKER_OPEN_MS", 10, 600000, 0,
+        "how long the breaker stays open before one request probes Redis again"),
+    NUM("cache.tiered_l1_ttl_max", SET_INT, tiered_l1_ttl_max, 10, "CACHE_TIERED_L1_TTL_MAX", 1,
+        86400, 0, "seconds an entry may live in the tiered provider's in-process L1"),
 };
 
 /* ---- field access --------------------------------------------------------- */
@@ -148,6 +189,15 @@ static bool listen_ok(const char *v)
         port = port * 10 + (*p - '0');
     }
     return port >= 1 && port <= 65535;
+}
+
+/* A LISTEN channel: [a-z_][a-z0-9_]*, so it needs no quoting. */
+static bool channel_ok(const char *v)
+{
+    for (const char *p = v; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || *p == '_' || (p > v && *p >= '0' && *p <= '9')))
+            return false;
+    return v[0] != '\0';
 }
 
 /* "an integer from 1 to 256", "a power of two from 1 to 1024". */
@@ -344,6 +394,8 @@ static int load_settings(struct rc_config *cfg, json_t *root, json_t **routes, c
             *routes = v;
             continue;
         }
+        if (strcmp(key, "entities") == 0 || strcmp(key, "warm") == 0)
+            continue; /* config_fresh.c, around the routes */
         if (is_section(key)) {
             if (load_section(cfg, key, v, errbuf) < 0)
                 return -1;
@@ -393,7 +445,9 @@ static struct rc_config *load_json(json_t *root, const char *origin,
         rc_err(errbuf, "routes: required (an array of at least one route)");
         goto fail;
     }
-    if (config_routes_parse(cfg, routes, errbuf) < 0)
+    if (config_entities_parse(cfg, json_object_get(root, "entities"), errbuf) < 0 ||
+        config_routes_parse(cfg, routes, errbuf) < 0 ||
+        config_warm_parse(cfg, json_object_get(root, "warm"), errbuf) < 0)
         goto fail;
     return cfg;
 fail:
@@ -490,6 +544,7 @@ void config_free(struct rc_config *cfg)
     for (size_t i = 0; i < cfg->nroutes; i++)
         route_free(&cfg->routes[i]);
     free(cfg->routes);
+    config_fresh_free(cfg);
     free(cfg);
 }
 
@@ -597,7 +652,8 @@ static void print_route(const struct route *r, size_t i, FILE *out)
     fprintf(out, "routes[%zu] %s: %s %s -> %s, status %d", i, r->name,
             config_method_name(r->method), r->path, result_names[r->result], r->status);
     if (r->method == RC_GET)
-        fprintf(out, ", ttl %d, negative_ttl %d", r->ttl, r->negative_ttl);
+        fprintf(out, ", ttl %d, negative_ttl %d, stale_while_revalidate %d, stale_if_error %d",
+                r->ttl, r->negative_ttl, r->stale_while_revalidate, r->stale_if_error);
     fputc('\n', out);
     for (size_t k = 0; k < r->nparams; k++) {
         const struct route_param *p = &r->params[k];
@@ -628,6 +684,9 @@ void config_print(const struct rc_config *cfg, FILE *out)
         print_setting(cfg, &settings[i], out);
     for (size_t i = 0; i < cfg->nroutes; i++)
         print_route(&cfg->routes[i], i, out);
+    for (size_t i = 0; i < cfg->nwarm; i++)
+        fprintf(out, "warm[%zu] %s: limit %d: %s\n", i, cfg->routes[cfg->warm[i].route].name,
+                cfg->warm[i].limit, cfg->warm[i].sql);
 }
 
 void config_print_help(FILE *out)

@@ -25,17 +25,55 @@
  *     "statement_timeout_ms": 5000          (env DATABASE_STATEMENT_TIMEOUT_MS)
  *   },
  *   "cache": {
- *     "provider": "memory",                 memory|none (env CACHE_PROVIDER)
+ *     "provider": "memory",                 memory|redis|tiered|none (env CACHE_PROVIDER)
  *     "default_ttl": 60,                    seconds (env CACHE_DEFAULT_TTL)
  *     "negative_ttl": 30,                   seconds (env CACHE_NEGATIVE_TTL)
  *     "memory_max_bytes": 268435456,        (env CACHE_MEMORY_MAX_BYTES)
  *     "memory_shards": 64,                  power of two (env CACHE_MEMORY_SHARDS)
  *     "tag_slots": 262144,                  power of two (env CACHE_TAG_SLOTS)
- *     "redis_url": null,                    (env REDIS_URL)
- *     "redis_key_prefix": "rc:"             (env REDIS_KEY_PREFIX)
+ *     "redis_url": null,                    redis://, rediss:// or unix: (env REDIS_URL)
+ *     "redis_key_prefix": "rc:",            (env REDIS_KEY_PREFIX)
+ *     "redis_connect_timeout_ms": 500,      (env REDIS_CONNECT_TIMEOUT_MS)
+ *     "redis_command_timeout_ms": 500,      (env REDIS_COMMAND_TIMEOUT_MS)
+ *     "redis_tls_ca_file": null,            (env REDIS_TLS_CA_FILE)
+ *     "redis_tls_cert_file": null,          client certificate (env REDIS_TLS_CERT_FILE)
+ *     "redis_tls_key_file": null,           its key (env REDIS_TLS_KEY_FILE)
+ *     "redis_tls_verify": 1,                0 skips certificate checks (env REDIS_TLS_VERIFY)
+ *     "redis_breaker_failures": 5,          (env REDIS_BREAKER_FAILURES)
+ *     "redis_breaker_open_ms": 1000,        (env REDIS_BREAKER_OPEN_MS)
+ *     "tiered_l1_ttl_max": 10               seconds (env CACHE_TIERED_L1_TTL_MAX)
  *   },
- *   "routes": [ route, ... ]
+ *   "routes": [ route, ... ],
+ *   "entities": {                   optional: TTLs and windows declared once
+ *     "user": {"ttl": 3600, "negative_ttl": 30, "stale_while_revalidate": 60,
+ *              "stale_if_error": 600},
+ *     "user:jobs": {"ttl": 300}, ...
+ *   },
+ *   "warm": [                       optional: fill the cache in the background at start
+ *     {"route": "user", "sql": "SELECT id FROM users ORDER BY id", "limit": 1000}
+ *   ]
  * }
+ *
+ * Freshness (see README "Freshness"):
+ * "database.notify_channel" (default "respcache_invalidate", env
+ * DATABASE_NOTIFY_CHANNEL; null disables) is LISTENed to for tags to bump;
+ * "cache.stale_while_revalidate", "cache.stale_if_error" (seconds, default
+ * 0) and "cache.singleflight_wait_ms" (default 3000) are the defaults of the
+ * windows and of the single-flight wait; "warm_concurrency" (default 2)
+ * bounds the warm-up.
+ *
+ * A tag template names an entity by its ':'-separated segments that contain
+ * no {reference}: "user:{id}" names "user", "user:{id}:jobs" names
+ * "user:jobs", "settings" names "settings". A GET route's ttl,
+ * negative_ttl, stale_while_revalidate and stale_if_error each default to
+ * the smallest value set among the entities its tags name, else to the
+ * cache.* default; a value the route sets itself wins. Entity keys are
+ * [a-z0-9_:.-]{1,64}; values are seconds (0..31536000).
+ *
+ * A warm entry names a GET route with a ttl; its sql returns one column per
+ * path or query param of the route (by the param's name; NULL or absent
+ * query params take their default), and at most "limit" rows (1..100000,
+ * default 1000) are warmed.
  *
  * route:
  * {
@@ -63,6 +101,10 @@
  *   "status": 200,                 success status (201 for creates)
  *   "ttl": 3600,                   GET only; default cache.default_ttl; 0 = not cached
  *   "negative_ttl": 30,            GET only; TTL of a cached 404; 0 = not cached
+ *   "stale_while_revalidate": 60,  GET only; seconds past the TTL answered STALE while
+ *                                  one refresh runs (default: entities, cache.*)
+ *   "stale_if_error": 600,         GET only; seconds past the TTL answered STALE when
+ *                                  PostgreSQL is down, too slow or the pool exhausted
  *   "tags": ["user:{id}"],         GET only; tag templates filled from params
  *   "invalidate": ["user:{id}", "user:{row.user_id}:jobs"],
  *                                  writes only; {p} = param p, {row.c} = column c
@@ -157,14 +199,31 @@ struct route {
     char *sql;
     enum result_shape result;
     int status;
-    int ttl;          /* seconds; 0 = not cached */
-    int negative_ttl; /* seconds; 0 = 404s not cached */
+    int ttl;                    /* seconds; 0 = not cached */
+    int negative_ttl;           /* seconds; 0 = 404s not cached */
+    int stale_while_revalidate; /* seconds past ttl answered STALE while one refresh runs */
+    int stale_if_error;         /* seconds past ttl answered STALE when the database fails */
     struct tmpl *tags;
     size_t ntags;
     struct tmpl *invalidate;
     size_t ninvalidate;
     struct tmpl *location; /* NULL when absent */
     bool has_body;         /* any param from body */
+};
+
+/* An entity: TTL and windows declared once, inherited by every GET route
+ * whose tags name it (see "entities" above). -1: not set. */
+struct rc_entity {
+    char *name;
+    int ttl, negative_ttl, stale_while_revalidate, stale_if_error;
+};
+
+/* A warm-up query: its rows' columns, by param name, fill route's path and
+ * query params; at most limit rows. */
+struct rc_warm {
+    int route; /* index into routes: a cached GET route */
+    char *sql;
+    int limit;
 };
 
 struct rc_config {
@@ -176,22 +235,41 @@ struct rc_config {
     char *admin_token;
     int max_body_bytes;
     int io_timeout_ms;
+    int warm_concurrency;
 
     char *database_url;
     int db_connect_timeout_ms;
     int db_statement_timeout_ms;
+    char *db_notify_channel; /* NULL: no LISTEN */
 
     char *cache_provider;
     int cache_default_ttl;
     int cache_negative_ttl;
+    int cache_stale_while_revalidate;
+    int cache_stale_if_error;
+    int cache_singleflight_wait_ms;
     int64_t cache_memory_max_bytes;
     int cache_memory_shards;
     int cache_tag_slots;
     char *redis_url;
     char *redis_key_prefix;
+    int redis_connect_timeout_ms;
+    int redis_command_timeout_ms;
+    char *redis_tls_ca_file;
+    char *redis_tls_cert_file;
+    char *redis_tls_key_file;
+    int redis_tls_verify;
+    int redis_breaker_failures;
+    int redis_breaker_open_ms;
+    int tiered_l1_ttl_max;
 
     struct route *routes;
     size_t nroutes;
+
+    struct rc_entity *entities; /* "entities", in file order */
+    size_t nentities;
+    struct rc_warm *warm; /* "warm", in file order */
+    size_t nwarm;
 };
 
 /* Load `path`, apply environment overrides (from `getenv`-like `env`, NULL
@@ -208,6 +286,10 @@ void config_free(struct rc_config *cfg);
 void config_print(const struct rc_config *cfg, FILE *out);
 /* Print the settings table (name, env var, default, help) for --help. */
 void config_print_help(FILE *out);
+
+/* The entity a tag template names (see "entities" above) into out, NUL-
+ * terminated; its length, 0 when it names none or it does not fit. */
+size_t config_tag_entity(const char *tmpl, char *out, size_t outsz);
 
 const char *config_method_name(enum rc_method m);
 /* Is byte c allowed by the param's "chars" class (true if no class)? */

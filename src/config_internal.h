@@ -43,6 +43,16 @@ int config_get_bool(json_t *obj, const char *pfx, const char *key, bool *present
 int config_get_array(json_t *obj, const char *pfx, const char *key, size_t max, json_t **out,
                      char *errbuf) RC_MUSTCHECK;
 
+/* config_fresh.c: "entities" (before the routes), each GET route's ttl,
+ * negative_ttl and stale windows from its own keys in o, its tags'
+ * entities and the cache defaults (after its templates), and "warm" (after
+ * the routes). entities and warm may be NULL (absent). */
+int config_entities_parse(struct rc_config *cfg, json_t *entities, char *errbuf) RC_MUSTCHECK;
+int config_route_windows(struct rc_config *cfg, struct route *r, const char *pfx, json_t *o,
+                         char *errbuf) RC_MUSTCHECK;
+int config_warm_parse(struct rc_config *cfg, json_t *warm, char *errbuf) RC_MUSTCHECK;
+void config_fresh_free(struct rc_config *cfg);
+
 /* config_values.c: the value rules of param object o (whose name, from and
  * type are already set in p): min/max (int), min_length/max_length/chars/
  * enum (string), bytes (random). Keys that do not fit p's type are errors. */

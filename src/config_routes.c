@@ -57,9 +57,10 @@ static const char *const source_names[] = {"path", "query", "body", "random", NU
 static const char *const type_names[] = {"string", "int", "bool", "number", "object", "any", NULL};
 static const char *const result_names[] = {"object", "array", "value", "none", NULL};
 
-static const char *const route_keys[] = {"name",       "method",   "path", "params",       "sql",
-                                         "result",     "status",   "ttl",  "negative_ttl", "tags",
-                                         "invalidate", "location", NULL};
+static const char *const route_keys[] = {
+    "name",           "method", "path",       "params",       "sql",
+    "result",         "status", "ttl",        "negative_ttl", "stale_while_revalidate",
+    "stale_if_error", "tags",   "invalidate", "location",     NULL};
 static const char *const param_keys[] = {"name", "from",  "type",       "required",   "default",
                                          "min",  "max",   "min_length", "max_length", "chars",
                                          "enum", "bytes", NULL};
@@ -653,9 +654,10 @@ static int parse_route(struct rc_config *cfg, size_t ri, json_t *o, struct pathi
         return rc_err(errbuf, "%s.sql: longer than %d bytes", pfx, MAX_SQL_LEN);
     if ((r->sql = strdup(sql)) == NULL)
         return rc_err(errbuf, "out of memory");
-    if (check_sql(r, pfx, errbuf) < 0 || parse_response(cfg, r, pfx, o, errbuf) < 0)
+    if (check_sql(r, pfx, errbuf) < 0 || parse_response(cfg, r, pfx, o, errbuf) < 0 ||
+        parse_templates(r, pfx, o, errbuf) < 0)
         return -1;
-    return parse_templates(r, pfx, o, errbuf);
+    return config_route_windows(cfg, r, pfx, o, errbuf);
 }
 
 int config_routes_parse(struct rc_config *cfg, json_t *routes, char *errbuf)

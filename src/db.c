@@ -7,6 +7,10 @@
  * server is alive; a stopped or partitioned server would otherwise block
  * PQexec forever. A connection that missed its deadline is in an unknown
  * protocol state and is simply closed.
+ *
+ * The LISTEN connection (db_listen_*) is separate from the workers': it
+ * runs LISTEN once, then only waits for notifications, and reports its
+ * loss so that the caller can treat what it may have missed as unknown.
  */
 #include "db.h"
 
@@ -27,6 +31,7 @@ struct db_conn {
     PGconn *pg;
     bool *prepared; /* per route index */
     int64_t retry_after_ms;
+    bool timed_out; /* the last connection was dropped at its deadline */
 };
 
 struct db_result {
@@ -82,17 +87,12 @@ static int wait_socket(PGconn *pg, bool for_write, int64_t deadline)
     }
 }
 
-static int connect_db(struct db_conn *c, char *errbuf)
+/* A new connection with our session settings (NULL on failure, logged as
+ * `event`), bounded by the connect timeout. */
+static PGconn *open_pg(const struct rc_config *cfg, const char *app, const char *event)
 {
-    const struct rc_config *cfg = c->cfg;
     char timeout[16], options[160];
-    int64_t now = rc_mono_ms();
-
-    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
-        return 0;
-    drop_connection(c);
-    if (now < c->retry_after_ms)
-        return rc_err(errbuf, "the database is unavailable");
+    PGconn *pg;
 
     /* libpq counts connect_timeout in whole seconds (minimum 2). */
     snprintf(timeout, sizeof(timeout), "%d", (cfg->db_connect_timeout_ms + 999) / 1000);
@@ -101,14 +101,30 @@ static int connect_db(struct db_conn *c, char *errbuf)
              cfg->db_statement_timeout_ms);
     const char *keys[] = {"dbname",          "connect_timeout",  "options", "keepalives",
                           "keepalives_idle", "application_name", NULL};
-    const char *vals[] = {cfg->database_url, timeout, options, "1", "30", "respcache", NULL};
+    const char *vals[] = {cfg->database_url, timeout, options, "1", "30", app, NULL};
 
-    c->pg = PQconnectdbParams(keys, vals, 1);
-    if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
+    pg = PQconnectdbParams(keys, vals, 1);
+    if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
         char msg[256];
-        log_msg(LOG_ERROR, "db_connect_failed", "\"error\":\"%s\"",
-                log_escape(c->pg ? PQerrorMessage(c->pg) : "out of memory", msg, sizeof(msg)));
-        drop_connection(c);
+        log_msg(LOG_ERROR, event, "\"error\":\"%s\"",
+                log_escape(pg ? PQerrorMessage(pg) : "out of memory", msg, sizeof(msg)));
+        PQfinish(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+static int connect_db(struct db_conn *c, char *errbuf)
+{
+    int64_t now = rc_mono_ms();
+
+    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
+        return 0;
+    drop_connection(c);
+    if (now < c->retry_after_ms)
+        return rc_err(errbuf, "the database is unavailable");
+    c->pg = open_pg(c->cfg, "respcache", "db_connect_failed");
+    if (c->pg == NULL) {
         c->retry_after_ms = now + DB_RETRY_BACKOFF_MS;
         return rc_err(errbuf, "the database is unavailable");
     }
@@ -156,8 +172,9 @@ static PGresult *collect(struct db_conn *c, int64_t deadline)
 
 broken:
     PQclear(res);
+    c->timed_out = rc_mono_ms() >= deadline;
     log_msg(LOG_WARN, "db_connection_dropped", "\"reason\":\"%s\"",
-            rc_mono_ms() >= deadline ? "deadline" : "io");
+            c->timed_out ? "deadline" : "io");
     drop_connection(c);
     return NULL;
 }
@@ -292,18 +309,22 @@ enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
                        char *errbuf)
 {
     bool was_connected = c->pg != NULL;
-    enum db_status st = exec_once(c, index, route, values, res, errbuf);
+    enum db_status st;
 
+    c->timed_out = false;
+    st = exec_once(c, index, route, values, res, errbuf);
     /* A connection that was open but died (server restart) is worth one
-     * immediate retry for reads; a write might have committed, so not. */
-    if (st == DB_UNAVAILABLE && idempotent && was_connected && c->pg == NULL) {
+     * immediate retry for reads; a write might have committed, so not. A
+     * server that let the deadline pass (frozen, overloaded) would only
+     * make the retry wait as long again. */
+    if (st == DB_UNAVAILABLE && idempotent && was_connected && c->pg == NULL && !c->timed_out) {
         c->retry_after_ms = 0;
         st = exec_once(c, index, route, values, res, errbuf);
     }
     return st;
 }
 
-enum db_status db_ping(struct db_conn *c, char *errbuf)
+static enum db_status ping_once(struct db_conn *c, char *errbuf)
 {
     int64_t deadline = rc_mono_ms() + c->cfg->db_connect_timeout_ms;
     PGresult *res;
@@ -324,6 +345,22 @@ enum db_status db_ping(struct db_conn *c, char *errbuf)
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         st = classify(res, errbuf);
     PQclear(res);
+    return st;
+}
+
+enum db_status db_ping(struct db_conn *c, char *errbuf)
+{
+    bool was_connected = c->pg != NULL;
+    enum db_status st;
+
+    c->timed_out = false;
+    st = ping_once(c, errbuf);
+    /* Like db_exec: a connection that died with a server restart says
+     * nothing about the server now; ask again on a new one. */
+    if (st == DB_UNAVAILABLE && was_connected && c->pg == NULL && !c->timed_out) {
+        c->retry_after_ms = 0;
+        st = ping_once(c, errbuf);
+    }
     return st;
 }
 
@@ -384,4 +421,149 @@ const char *db_result_column(void *ctx, const char *name, size_t *len)
 size_t db_result_rows(const struct db_result *r)
 {
     return r->rows;
+}
+
+/* ---- ad-hoc queries (warm-up) ----------------------------------------------- */
+
+enum db_status db_query(struct db_conn *c, const char *sql, struct db_result **out, char *errbuf)
+{
+    int64_t deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000;
+    PGresult *res;
+    struct db_result *r;
+
+    if (connect_db(c, errbuf) < 0)
+        return DB_UNAVAILABLE;
+    if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+        drop_connection(c);
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    res = collect(c, deadline);
+    if (res == NULL) {
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        enum db_status st = DB_ERROR;
+        if (PQresultStatus(res) == PGRES_COMMAND_OK)
+            rc_err(errbuf, "the statement returned no rows (expected a SELECT)");
+        else
+            st = classify(res, errbuf);
+        PQclear(res);
+        return st;
+    }
+    if ((r = malloc(sizeof(*r))) == NULL) {
+        PQclear(res);
+        rc_err(errbuf, "out of memory");
+        return DB_ERROR;
+    }
+    r->res = res;
+    r->rows = (size_t)PQntuples(res);
+    *out = r;
+    return DB_OK;
+}
+
+const char *db_result_value(const struct db_result *r, size_t row, const char *name, size_t *len)
+{
+    int col;
+
+    if (PQresultStatus(r->res) != PGRES_TUPLES_OK || row >= r->rows)
+        return NULL;
+    col = PQfnumber(r->res, name);
+    if (col < 0 || PQgetisnull(r->res, (int)row, col))
+        return NULL;
+    *len = (size_t)PQgetlength(r->res, (int)row, col);
+    return PQgetvalue(r->res, (int)row, col);
+}
+
+/* ---- LISTEN ------------------------------------------------------------------ */
+
+struct db_listen {
+    const struct rc_config *cfg;
+    PGconn *pg;
+};
+
+struct db_listen *db_listen_open(const struct rc_config *cfg)
+{
+    struct db_listen *l = calloc(1, sizeof(*l));
+    if (l != NULL)
+        l->cfg = cfg;
+    return l;
+}
+
+static void listen_drop(struct db_listen *l)
+{
+    PQfinish(l->pg);
+    l->pg = NULL;
+}
+
+void db_listen_close(struct db_listen *l)
+{
+    if (l == NULL)
+        return;
+    listen_drop(l);
+    free(l);
+}
+
+int db_listen_start(struct db_listen *l, const char *channel, char *errbuf)
+{
+    char sql[96];
+    PGresult *res;
+
+    listen_drop(l);
+    l->pg = open_pg(l->cfg, "respcache-listener", "db_listen_connect_failed");
+    if (l->pg == NULL)
+        return rc_err(errbuf, "cannot connect");
+    /* The channel is an identifier checked by the config ([a-z_][a-z0-9_]*).
+     * PQexec is bounded here: the server answers LISTEN at once, within
+     * statement_timeout, and the socket has keepalives. */
+    snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+    res = PQexec(l->pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        char msg[256];
+        rc_err(errbuf, "LISTEN failed: %s",
+               log_escape(PQresultErrorMessage(res), msg, sizeof(msg)));
+        PQclear(res);
+        listen_drop(l);
+        return -1;
+    }
+    PQclear(res);
+    if (PQsetnonblocking(l->pg, 1) != 0) {
+        listen_drop(l);
+        return rc_err(errbuf, "cannot make the connection non-blocking");
+    }
+    return 0;
+}
+
+int db_listen_wait(struct db_listen *l, int wake_fd, int timeout_ms,
+                   void (*fn)(void *ctx, const char *payload), void *ctx)
+{
+    struct pollfd pfd[2];
+    PGnotify *n;
+    int handled = 0;
+
+    if (l->pg == NULL || PQsocket(l->pg) < 0)
+        return -1;
+    pfd[0] = (struct pollfd){.fd = PQsocket(l->pg), .events = POLLIN};
+    pfd[1] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
+    if (poll(pfd, wake_fd >= 0 ? 2 : 1, timeout_ms) < 0)
+        return errno == EINTR ? 0 : -1;
+    if (pfd[0].revents == 0)
+        return 0;
+    if (!PQconsumeInput(l->pg) || PQstatus(l->pg) != CONNECTION_OK) {
+        char msg[256];
+        log_msg(LOG_WARN, "db_listen_lost", "\"error\":\"%s\"",
+                log_escape(PQerrorMessage(l->pg), msg, sizeof(msg)));
+        listen_drop(l);
+        return -1;
+    }
+    /* Notifications, in commit order. Anything else the server sends (a
+     * NOTICE, the error before it closes) is consumed by libpq; a closed
+     * socket fails PQconsumeInput on the next round. */
+    while ((n = PQnotifies(l->pg)) != NULL) {
+        fn(ctx, n->extra);
+        PQfreemem(n);
+        handled++;
+    }
+    return handled;
 }

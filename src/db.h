@@ -42,6 +42,11 @@ enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
                        const struct rc_value *values, bool idempotent, struct db_result **res,
                        char *errbuf) RC_MUSTCHECK;
 
+/* Run one ad-hoc SELECT without parameters (warm-up queries) bounded like
+ * db_exec; read its rows with db_result_value. */
+enum db_status db_query(struct db_conn *c, const char *sql, struct db_result **res,
+                        char *errbuf) RC_MUSTCHECK;
+
 /* Cheap liveness check ("SELECT 1") bounded like db_exec. */
 enum db_status db_ping(struct db_conn *c, char *errbuf);
 
@@ -52,5 +57,23 @@ void db_result_view(struct db_result *r, struct rowjson_result *out);
 const char *db_result_column(void *r, const char *name, size_t *len);
 /* Rows returned, or affected by a command without RETURNING. */
 size_t db_result_rows(const struct db_result *r);
+/* Text value of column `name` in `row` (NULL if absent, NULL or out of range). */
+const char *db_result_value(const struct db_result *r, size_t row, const char *name, size_t *len);
+
+/* The LISTEN connection: its own PostgreSQL session (application_name
+ * respcache-listener), so notifications never wait behind a query. */
+struct db_listen;
+
+struct db_listen *db_listen_open(const struct rc_config *cfg) RC_MUSTCHECK;
+void db_listen_close(struct db_listen *l);
+/* (Re)connect, bounded by the connect timeout, and LISTEN channel (an
+ * identifier). 0, or -1 with errbuf. */
+int db_listen_start(struct db_listen *l, const char *channel, char *errbuf) RC_MUSTCHECK;
+/* Wait up to timeout_ms for notifications (or for wake_fd to become
+ * readable; -1 for none) and call fn(ctx, payload) for each one received.
+ * Returns how many, 0 on a timeout or a wake-up, -1 when the connection is
+ * lost (it is closed; db_listen_start again). */
+int db_listen_wait(struct db_listen *l, int wake_fd, int timeout_ms,
+                   void (*fn)(void *ctx, const char *payload), void *ctx);
 
 #endif

@@ -1,7 +1,9 @@
 /*
- * handler.c - the read path (cache-aside with tag generations) and the
- * write path (mutation, invalidation, answer). See handler.h for the two
- * stages and DESIGN.md for why generations make invalidation race-free.
+ * handler.c - routing, the fast stage, the write path (mutation,
+ * invalidation, answer) and responses. The read path (cache-aside with tag
+ * generations, stale answers, single-flight) is handler_read.c. See
+ * handler.h for the two stages and DESIGN.md for why generations make
+ * invalidation race-free.
  *
  * The hit path (handler_fast on a fresh entry) does: route match and param
  * validation into the connection's scratch, key and tag rendering into the
@@ -9,12 +11,9 @@
  * reads for the memory provider), an entry decode that only reads the
  * header, and two writes to the FastCGI stream. No heap allocation.
  */
-#include "handler.h"
+#include "handler_internal.h"
 
-#include "admin.h"
 #include "body.h"
-#include "buf.h"
-#include "db.h"
 #include "http.h"
 #include "log.h"
 #include "rowjson.h"
@@ -26,42 +25,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* Largest response body a query may produce; past it the request fails
- * (500) rather than exhausting memory. */
-#define MAX_RESPONSE_BYTES (64u << 20)
-
 #define JSON_TYPE "application/json; charset=utf-8"
-
-struct handler {
-    const struct rc_config *cfg;
-    struct cache *cache; /* NULL: provider none */
-    struct router *router;
-    struct metrics *metrics; /* may be NULL */
-    struct admin *admin;
-};
-
-struct handler_worker {
-    struct handler *h;
-    struct db_conn *db;
-    buf body;    /* response body */
-    buf entry;   /* encoded cache entry */
-    buf reqbody; /* request body */
-    buf store;   /* body param values */
-};
-
-/* What to put in the header block besides status and content type. */
-struct reply {
-    int status;
-    const char *x_cache;      /* X-Cache value, or NULL */
-    const char *etag;         /* quoted, or NULL */
-    long age;                 /* Age header when >= 0 */
-    const char *allow;        /* 405 */
-    const char *location;     /* 201 */
-    const char *extra;        /* a full extra header line without CRLF, or NULL */
-    const char *content_type; /* NULL: JSON */
-    bool no_cache;            /* Cache-Control: no-cache */
-    bool retry_after;         /* 503 */
-};
 
 struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
                                struct metrics *metrics, struct health *health, char *errbuf)
@@ -74,14 +38,27 @@ struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
     h->cfg = cfg;
     h->cache = cache;
     h->metrics = metrics;
+    h->health = health;
     h->router = router_create(cfg->routes, cfg->nroutes, errbuf);
     if (h->router == NULL) {
         free(h);
         return NULL;
     }
+    h->sf = singleflight_create();
+    h->refreshing = singleflight_create();
+    if (h->sf == NULL || h->refreshing == NULL) {
+        router_free(h->router);
+        singleflight_free(h->sf);
+        singleflight_free(h->refreshing);
+        free(h);
+        rc_err(errbuf, "out of memory");
+        return NULL;
+    }
     h->admin = admin_create(cfg, cache, metrics, health);
     if (h->admin == NULL) {
         router_free(h->router);
+        singleflight_free(h->sf);
+        singleflight_free(h->refreshing);
         free(h);
         rc_err(errbuf, "out of memory");
         return NULL;
@@ -95,6 +72,8 @@ void handler_free(struct handler *h)
         return;
     router_free(h->router);
     admin_free(h->admin);
+    singleflight_free(h->sf);
+    singleflight_free(h->refreshing);
     free(h);
 }
 
@@ -109,11 +88,19 @@ struct handler_worker *handler_worker_create(struct handler *h)
         free(w);
         return NULL;
     }
+    /* Unique per worker and process: the pointer and the clocks. A lock
+     * token only has to differ from every other holder's. */
+    w->lock_token = (uint64_t)(uintptr_t)w ^ (uint64_t)rc_wall_ms() << 20 ^ (uint64_t)rc_mono_us();
     buf_init(&w->body, MAX_RESPONSE_BYTES);
     buf_init(&w->entry, MAX_RESPONSE_BYTES + 4096);
     buf_init(&w->reqbody, (size_t)h->cfg->max_body_bytes + 1);
     buf_init(&w->store, (size_t)h->cfg->max_body_bytes * 2 + 4096);
     return w;
+}
+
+struct handler *handler_worker_handler(struct handler_worker *w)
+{
+    return w->h;
 }
 
 void handler_worker_free(struct handler_worker *w)
@@ -130,8 +117,8 @@ void handler_worker_free(struct handler_worker *w)
 
 /* ---- responses ---------------------------------------------------------- */
 
-static void send_reply(const struct rc_io *io, struct handler_state *st, const struct reply *r,
-                       const char *body, size_t blen)
+void handler_send_reply(const struct rc_io *io, struct handler_state *st, const struct reply *r,
+                        const char *body, size_t blen)
 {
     char hdr[2048];
     size_t n = 0;
@@ -177,8 +164,8 @@ static void send_reply(const struct rc_io *io, struct handler_state *st, const s
 }
 
 /* An error answer; allocation is fine here, errors are not the hit path. */
-static void send_error(const struct rc_io *io, struct handler_state *st, int status,
-                       const char *message, const char *allow)
+void handler_send_error(const struct rc_io *io, struct handler_state *st, int status,
+                        const char *message, const char *allow)
 {
     buf b;
     struct reply r = {.status = status, .age = -1, .allow = allow, .retry_after = status == 503};
@@ -186,14 +173,15 @@ static void send_error(const struct rc_io *io, struct handler_state *st, int sta
     buf_init(&b, 8192);
     if (http_error_json(&b, status, message) < 0) {
         buf_free(&b);
-        send_reply(io, st, &r, "{\"error\":\"internal\",\"message\":\"out of memory\"}", 47);
+        handler_send_reply(io, st, &r, "{\"error\":\"internal\",\"message\":\"out of memory\"}",
+                           47);
         return;
     }
-    send_reply(io, st, &r, b.data, b.len);
+    handler_send_reply(io, st, &r, b.data, b.len);
     buf_free(&b);
 }
 
-static int status_for_db(enum db_status s)
+int handler_status_for_db(enum db_status s)
 {
     switch (s) {
     case DB_UNAVAILABLE:
@@ -226,7 +214,7 @@ static long long content_length(const char *s)
 /* Build the cache key and tag list of a GET into st. False when they do
  * not fit or a tag references an absent param: then the request bypasses
  * the cache. */
-static bool build_key_and_tags(const struct route *route, struct handler_state *st)
+bool handler_key_and_tags(const struct route *route, struct handler_state *st)
 {
     size_t used = 0;
     int n = router_cache_key(&st->m, st->key, sizeof(st->key));
@@ -248,43 +236,6 @@ static bool build_key_and_tags(const struct route *route, struct handler_state *
         used += (size_t)n + 1;
     }
     return true;
-}
-
-/* Serve a stored entry if it is valid and fresh. True when answered. */
-static bool try_hit(struct handler *h, struct handler_state *st, const struct rc_request *req,
-                    const struct rc_io *io)
-{
-    struct cache *c = h->cache;
-    struct cache_value v;
-    struct entry_view e;
-    bool served = false;
-
-    int rc = c->ops->get(c->self, st->key, st->klen, st->tags, st->ntags, &v, st->gens);
-    if (rc < 0) {
-        st->cacheable = false; /* generations unknown: answer without storing */
-        st->cache_error = true;
-    }
-    if (rc != 1)
-        return false;
-    if (entry_decode(v.data, v.len, &e) == 0 && entry_gens_match(&e, st->gens, st->ntags)) {
-        int64_t now = rc_wall_ms();
-        if ((uint64_t)now < e.fresh_until_ms) {
-            char etag[ENTRY_ETAG_LEN + 1];
-            struct reply r = {.status = e.status, .x_cache = "HIT", .etag = etag, .no_cache = true};
-            r.age = (long)(((uint64_t)now > e.filled_at_ms ? (uint64_t)now - e.filled_at_ms : 0) /
-                           1000);
-            entry_etag(e.etag, etag);
-            if (e.status == 200 && req->if_none_match != NULL &&
-                http_etag_matches(req->if_none_match, etag, ENTRY_ETAG_LEN))
-                r.status = 304;
-            send_reply(io, st, &r, e.body, e.body_len);
-            st->cache_result = "HIT";
-            metrics_cache(h->metrics, st->metric_route, METRICS_HIT);
-            served = true;
-        }
-    }
-    c->ops->release(c->self, &v);
-    return served;
 }
 
 /* Count and (at debug level, or for 5xx) log a finished request. */
@@ -323,7 +274,7 @@ static void send_admin(struct handler *h, struct handler_state *st, const struct
     r.allow = ar.allow;
     r.retry_after = ar.retry_after;
     r.no_cache = st->admin == ADMIN_HEALTH || st->admin == ADMIN_METRICS;
-    send_reply(io, st, &r, ar.body.data, ar.body.len);
+    handler_send_reply(io, st, &r, ar.body.data, ar.body.len);
     buf_free(&ar.body);
 }
 
@@ -343,6 +294,7 @@ static enum handler_next fast(struct handler *h, struct handler_state *st,
     st->body_consumed = false;
     st->cache_result = NULL;
     st->cache_error = false;
+    st->after = NULL;
     st->status = 0;
     st->method = req->method ? http_method_parse(req->method) : 0;
     st->metric_route = (int)h->cfg->nroutes + METRICS_UNMATCHED;
@@ -365,19 +317,19 @@ static enum handler_next fast(struct handler *h, struct handler_state *st,
     case ROUTER_OK:
         break;
     case ROUTER_NOT_FOUND:
-        send_error(io, st, 404, "no such resource", NULL);
+        handler_send_error(io, st, 404, "no such resource", NULL);
         return HANDLER_DONE;
     case ROUTER_METHOD_NOT_ALLOWED: {
         char allow[64];
         if (http_allow_header(st->m.allowed, allow, sizeof(allow)) < 0)
             allow[0] = '\0';
         snprintf(err, sizeof(err), "method not allowed; this resource allows %s", allow);
-        send_error(io, st, 405, err, allow);
+        handler_send_error(io, st, 405, err, allow);
         return HANDLER_DONE;
     }
     case ROUTER_BAD_REQUEST:
     default:
-        send_error(io, st, 400, err[0] ? err : "bad request", NULL);
+        handler_send_error(io, st, 400, err[0] ? err : "bad request", NULL);
         return HANDLER_DONE;
     }
     route = st->m.route;
@@ -385,12 +337,12 @@ static enum handler_next fast(struct handler *h, struct handler_state *st,
 
     if (route->method == RC_GET) {
         if (h->cache != NULL && (route->ttl > 0 || route->negative_ttl > 0) &&
-            build_key_and_tags(route, st)) {
+            handler_key_and_tags(route, st)) {
             st->cacheable = true;
             st->looked_up = false;
             if (!h->cache->ops->remote) {
                 st->looked_up = true;
-                if (try_hit(h, st, req, io))
+                if (handler_read_lookup(h, st, req, io))
                     return HANDLER_DONE;
             }
         }
@@ -400,146 +352,32 @@ static enum handler_next fast(struct handler *h, struct handler_state *st,
     /* Writes: refuse what can be refused without reading the body. */
     long long clen = content_length(req->content_length);
     if (clen < 0) {
-        send_error(io, st, 400, "malformed Content-Length", NULL);
+        handler_send_error(io, st, 400, "malformed Content-Length", NULL);
         return HANDLER_DONE;
     }
     if (clen > h->cfg->max_body_bytes) {
         snprintf(err, sizeof(err), "request body larger than %d bytes", h->cfg->max_body_bytes);
-        send_error(io, st, 413, err, NULL);
+        handler_send_error(io, st, 413, err, NULL);
         return HANDLER_DONE;
     }
     if (route->has_body && !http_content_type_is_json(req->content_type)) {
-        send_error(io, st, 415, "the request body must be JSON (Content-Type: application/json)",
-                   NULL);
+        handler_send_error(io, st, 415,
+                           "the request body must be JSON (Content-Type: application/json)", NULL);
         return HANDLER_DONE;
     }
     return HANDLER_NEEDS_WORKER;
 }
 
-/* ---- the slow stage: reads ---------------------------------------------- */
+/* ---- the slow stage ------------------------------------------------------ */
 
-static enum db_status timed_exec(struct handler *h, struct handler_worker *w,
-                                 struct handler_state *st, bool idempotent, struct db_result **res,
-                                 char *err)
+enum db_status handler_exec(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                            bool idempotent, struct db_result **res, char *err)
 {
     int64_t t0 = rc_mono_us();
     enum db_status ds =
         db_exec(w->db, st->m.route_index, st->m.route, st->m.values, idempotent, res, err);
     metrics_db_query(h->metrics, rc_mono_us() - t0, ds == DB_OK);
     return ds;
-}
-
-/* Seconds from a "_ttl" column, or -1 when there is none. */
-static long ttl_column(struct db_result *res)
-{
-    size_t len = 0;
-    const char *v = db_result_column(res, "_ttl", &len);
-    long t = 0;
-
-    if (v == NULL || len == 0 || len > 9)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        t = t * 10 + (v[i] - '0');
-    }
-    return t;
-}
-
-/* Store the answer just computed. gens were read before the query, so a
- * write that committed meanwhile has bumped a tag and this entry is born
- * invalid: it will never be served (the race DESIGN.md closes). */
-static void store_entry(struct handler *h, struct handler_worker *w, struct handler_state *st,
-                        int status, long ttl, uint64_t etag)
-{
-    struct entry_view e;
-    int64_t now = rc_wall_ms();
-
-    if (ttl <= 0)
-        return;
-    memset(&e, 0, sizeof(e));
-    e.status = status;
-    e.filled_at_ms = (uint64_t)now;
-    e.fresh_until_ms = (uint64_t)now + (uint64_t)ttl * 1000;
-    e.stale_until_ms = e.fresh_until_ms;
-    e.etag = etag;
-    e.ntags = st->ntags;
-    memcpy(e.gens, st->gens, st->ntags * sizeof(uint64_t));
-    e.body = w->body.data;
-    e.body_len = w->body.len;
-    buf_reset(&w->entry);
-    if (entry_encode(&w->entry, &e) < 0 ||
-        h->cache->ops->set(h->cache->self, st->key, st->klen, w->entry.data, w->entry.len,
-                           (int64_t)ttl * 1000) < 0)
-        log_msg(LOG_WARN, "cache_set_failed", "\"route\":\"%s\"", st->m.route->name);
-}
-
-static void slow_read(struct handler *h, struct handler_worker *w, struct handler_state *st,
-                      const struct rc_request *req, const struct rc_io *io)
-{
-    const struct route *route = st->m.route;
-    struct db_result *res = NULL;
-    struct rowjson_result view;
-    char err[RC_ERRBUF], etag[ENTRY_ETAG_LEN + 1];
-    enum db_status ds;
-    int status = 200, rc;
-    long ttl;
-    uint64_t hash;
-    struct reply r = {.age = -1, .no_cache = true};
-
-    /* No usable entry. The lookup read the tags' generations into st->gens
-     * before this query runs; they are what the new entry records. */
-    ds = timed_exec(h, w, st, true, &res, err);
-    if (ds != DB_OK) {
-        send_error(io, st, status_for_db(ds), err, NULL);
-        return;
-    }
-    buf_reset(&w->body);
-    db_result_view(res, &view);
-    rc = rowjson_render(&w->body, route->result, &view);
-    if (rc < 0) {
-        db_result_free(res);
-        log_msg(LOG_ERROR, "response_too_large", "\"route\":\"%s\"", route->name);
-        send_error(io, st, 500, "the response is too large", NULL);
-        return;
-    }
-    if (rc == 1) {
-        char msg[128];
-        status = 404;
-        snprintf(msg, sizeof(msg), "%s not found", route->name);
-        buf_reset(&w->body);
-        if (http_error_json(&w->body, 404, msg) < 0) {
-            db_result_free(res);
-            send_error(io, st, 500, "out of memory", NULL);
-            return;
-        }
-        ttl = route->negative_ttl;
-    } else {
-        long cap = ttl_column(res);
-        ttl = route->ttl;
-        if (cap >= 0 && cap < ttl)
-            ttl = cap;
-    }
-    db_result_free(res);
-
-    hash = entry_hash(w->body.data, w->body.len);
-    entry_etag(hash, etag);
-    if (st->cacheable) {
-        store_entry(h, w, st, status, ttl, hash);
-        r.x_cache = "MISS";
-        metrics_cache(h->metrics, st->metric_route, METRICS_MISS);
-    } else {
-        r.x_cache = "BYPASS";
-        metrics_cache(h->metrics, st->metric_route,
-                      st->cache_error ? METRICS_CACHE_ERROR : METRICS_BYPASS);
-    }
-    st->cache_result = r.x_cache;
-    r.status = status;
-    r.etag = etag;
-    if (status == 200 && req->if_none_match != NULL &&
-        http_etag_matches(req->if_none_match, etag, ENTRY_ETAG_LEN))
-        r.status = 304;
-    send_reply(io, st, &r, w->body.data, w->body.len);
 }
 
 /* ---- the slow stage: writes --------------------------------------------- */
@@ -666,28 +504,28 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
         rc = read_body(h, w, st, io);
         if (rc == 413) {
             snprintf(err, sizeof(err), "request body larger than %d bytes", h->cfg->max_body_bytes);
-            send_error(io, st, 413, err, NULL);
+            handler_send_error(io, st, 413, err, NULL);
             return;
         }
         if (rc != 0) {
-            send_error(io, st, 400, "could not read the request body", NULL);
+            handler_send_error(io, st, 400, "could not read the request body", NULL);
             return;
         }
         buf_reset(&w->store);
         rc = body_parse(&st->m, w->reqbody.data ? w->reqbody.data : "", w->reqbody.len, &w->store,
                         err);
         if (rc != 0) {
-            send_error(io, st, rc, err, NULL);
+            handler_send_error(io, st, rc, err, NULL);
             return;
         }
     }
     if (fill_random(&st->m) < 0) {
-        send_error(io, st, 500, "could not generate a token", NULL);
+        handler_send_error(io, st, 500, "could not generate a token", NULL);
         return;
     }
-    ds = timed_exec(h, w, st, false, &res, err);
+    ds = handler_exec(h, w, st, false, &res, err);
     if (ds != DB_OK) {
-        send_error(io, st, status_for_db(ds), err, NULL);
+        handler_send_error(io, st, handler_status_for_db(ds), err, NULL);
         return;
     }
     buf_reset(&w->body);
@@ -697,7 +535,7 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
         char msg[128];
         db_result_free(res);
         snprintf(msg, sizeof(msg), "%s: no such resource", route->name);
-        send_error(io, st, 404, msg, NULL);
+        handler_send_error(io, st, 404, msg, NULL);
         return;
     }
     /* The change has committed: invalidate before answering, even if the
@@ -706,7 +544,7 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
         r.extra = "X-Cache-Invalidation: failed";
     if (rc < 0) {
         db_result_free(res);
-        send_error(io, st, 500, "the response is too large", NULL);
+        handler_send_error(io, st, 500, "the response is too large", NULL);
         return;
     }
     if (route->location != NULL && router_render(route->location, &st->m, db_result_column, res,
@@ -715,7 +553,7 @@ static void slow_write(struct handler *h, struct handler_worker *w, struct handl
     db_result_free(res);
     if (route->result == RESULT_NONE)
         r.status = 204;
-    send_reply(io, st, &r, w->body.data, w->body.len);
+    handler_send_reply(io, st, &r, w->body.data, w->body.len);
 }
 
 enum handler_next handler_fast(struct handler *h, struct handler_state *st,
@@ -733,14 +571,9 @@ void handler_slow(struct handler *h, struct handler_worker *w, struct handler_st
 {
     if (st->admin != ADMIN_NONE)
         send_admin(h, st, req, io);
-    else if (st->m.route->method == RC_GET) {
-        /* A remote provider's lookup happens here, off the event loop. */
-        if (st->cacheable && !st->looked_up && try_hit(h, st, req, io)) {
-            request_done(h, st, req);
-            return;
-        }
-        slow_read(h, w, st, req, io);
-    } else
+    else if (st->m.route->method == RC_GET)
+        handler_read_slow(h, w, st, req, io);
+    else
         slow_write(h, w, st, io);
     request_done(h, st, req);
 }

@@ -15,6 +15,11 @@
  * The handler never sees FastCGI: it reads the request through rc_request
  * and writes the whole response (CGI-style header block, then body)
  * through rc_io.
+ *
+ * Freshness (handler_read.c): a stale entry is answered at once and its
+ * refresh is handed back to the server as a handler_task in st->after, to
+ * run on a database worker once the response has been finished, so a
+ * refresh never delays the answer that triggered it.
  */
 #ifndef RC_HANDLER_H
 #define RC_HANDLER_H
@@ -26,11 +31,13 @@
 #include "health.h"
 #include "metrics.h"
 #include "router.h"
+#include "workers.h"
 
 #include <stdbool.h>
 
 struct handler;
 struct handler_worker;
+struct handler_task;
 
 struct rc_request {
     const char *method;         /* REQUEST_METHOD */
@@ -57,14 +64,15 @@ struct rc_io {
 struct handler_state {
     struct router_match m;
     enum rc_method method;
-    bool cacheable;           /* a GET whose key and tags were built */
-    bool looked_up;           /* the provider was asked; its generations are in gens */
-    bool body_consumed;       /* the request body was read to its end */
-    bool cache_error;         /* the provider failed on lookup */
-    int admin;                /* enum admin_endpoint; 0 for API routes */
-    int metric_route;         /* route index, or nroutes + enum metrics_pseudo_route */
-    int status;               /* status answered, for metrics and logs */
-    const char *cache_result; /* X-Cache answered, or NULL */
+    bool cacheable;             /* a GET whose key and tags were built */
+    bool looked_up;             /* the provider was asked; its generations are in gens */
+    bool body_consumed;         /* the request body was read to its end */
+    bool cache_error;           /* the provider failed on lookup */
+    int admin;                  /* enum admin_endpoint; 0 for API routes */
+    int metric_route;           /* route index, or nroutes + enum metrics_pseudo_route */
+    int status;                 /* status answered, for metrics and logs */
+    const char *cache_result;   /* X-Cache answered, or NULL */
+    struct handler_task *after; /* run on a worker after the response; the server takes it */
     int64_t started_us;
     size_t klen;
     char key[HANDLER_KEY_MAX];
@@ -85,10 +93,26 @@ void handler_free(struct handler *h);
 
 struct handler_worker *handler_worker_create(struct handler *h) RC_MUSTCHECK;
 void handler_worker_free(struct handler_worker *w);
+struct handler *handler_worker_handler(struct handler_worker *w);
 
 enum handler_next handler_fast(struct handler *h, struct handler_state *st,
                                const struct rc_request *req, const struct rc_io *io);
 void handler_slow(struct handler *h, struct handler_worker *w, struct handler_state *st,
                   const struct rc_request *req, const struct rc_io *io);
+
+/* A task's queue link: the server submits it to the workers. */
+struct workers_job *handler_task_job(struct handler_task *t);
+struct handler_task *handler_task_of(struct workers_job *job);
+/* Run a task on a database worker, then free it. */
+void handler_task_run(struct handler *h, struct handler_worker *w, struct handler_task *t);
+/* Free a task that will not run (the workers are stopping). Accepts NULL. */
+void handler_task_free(struct handler *h, struct handler_task *t);
+
+/* Warm-up: fill the entry of a GET for uri (path and query, as a client
+ * would send it) unless a valid fresh one is cached. st is scratch the
+ * caller owns; uri must match route_index. 1: stored; 0: nothing to do (fresh already, or being
+ * filled); -1: failed (errbuf says why). */
+int handler_warm(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                 int route_index, const char *uri, char *errbuf);
 
 #endif

@@ -8,12 +8,16 @@
  * libfcgi or libpq.
  */
 #include "cache/memory.h"
+#include "cache/redis.h"
+#include "cache/tiered.h"
 #include "config.h"
 #include "handler.h"
 #include "health.h"
+#include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "warm.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -53,6 +57,14 @@ static void usage(FILE *out)
     config_print_help(out);
 }
 
+/* Log why start-up failed; the message may quote a path or a URL, so it
+ * is escaped to keep the log line valid JSON. */
+static void start_failed(const char *err)
+{
+    char esc[2 * RC_ERRBUF];
+    log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", log_escape(err, esc, sizeof(esc)));
+}
+
 static int parse_count(const char *s, int lo, int hi, int *out)
 {
     char *end;
@@ -67,11 +79,39 @@ static int parse_count(const char *s, int lo, int hi, int *out)
 
 static struct cache *make_cache(const struct rc_config *cfg, char *errbuf)
 {
+    struct redis_options ro;
+    struct cache *l1, *l2;
+    bool tiered = strcmp(cfg->cache_provider, "tiered") == 0;
+
     if (strcmp(cfg->cache_provider, "none") == 0)
         return NULL;
-    return cache_memory_create((uint64_t)cfg->cache_memory_max_bytes,
-                               (unsigned)cfg->cache_memory_shards, (unsigned)cfg->cache_tag_slots,
-                               errbuf);
+    if (strcmp(cfg->cache_provider, "memory") == 0)
+        return cache_memory_create((uint64_t)cfg->cache_memory_max_bytes,
+                                   (unsigned)cfg->cache_memory_shards,
+                                   (unsigned)cfg->cache_tag_slots, errbuf);
+    memset(&ro, 0, sizeof(ro));
+    ro.url = cfg->redis_url;
+    ro.key_prefix = cfg->redis_key_prefix;
+    ro.connect_timeout_ms = cfg->redis_connect_timeout_ms;
+    ro.command_timeout_ms = cfg->redis_command_timeout_ms;
+    ro.tls_ca_file = cfg->redis_tls_ca_file;
+    ro.tls_cert_file = cfg->redis_tls_cert_file;
+    ro.tls_key_file = cfg->redis_tls_key_file;
+    ro.tls_verify = cfg->redis_tls_verify != 0;
+    ro.breaker_failures = (unsigned)cfg->redis_breaker_failures;
+    ro.breaker_open_ms = cfg->redis_breaker_open_ms;
+    ro.publish = tiered;
+    l2 = cache_redis_create(&ro, errbuf);
+    if (l2 == NULL || !tiered)
+        return l2;
+    l1 = cache_memory_create((uint64_t)cfg->cache_memory_max_bytes,
+                             (unsigned)cfg->cache_memory_shards, (unsigned)cfg->cache_tag_slots,
+                             errbuf);
+    if (l1 == NULL) {
+        cache_free(l2);
+        return NULL;
+    }
+    return cache_tiered_create(l1, l2, (int64_t)cfg->tiered_l1_ttl_max * 1000, errbuf);
 }
 
 int main(int argc, char **argv)
@@ -96,6 +136,8 @@ int main(int argc, char **argv)
     struct server *server = NULL;
     struct metrics *metrics = NULL;
     struct health *health = NULL;
+    struct listener *listener = NULL;
+    struct warm *warm = NULL;
     int listen_fd, status = 1, sig;
     sigset_t sigs;
 
@@ -193,29 +235,46 @@ int main(int argc, char **argv)
         listen_spec = cfg->listen;
     listen_fd = listen_spec ? server_listen(listen_spec, err) : server_inherited_socket(err);
     if (listen_fd < 0) {
-        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
+        start_failed(err);
         goto out;
     }
     cache = make_cache(cfg, err);
     if (cache == NULL && strcmp(cfg->cache_provider, "none") != 0) {
-        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
+        start_failed(err);
         goto out;
     }
     metrics = metrics_create(cfg);
     health = metrics ? health_start(cfg, cache, HEALTH_INTERVAL_MS, err) : NULL;
     if (metrics == NULL || health == NULL) {
-        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", metrics ? err : "out of memory");
+        start_failed(metrics ? err : "out of memory");
         goto out;
+    }
+    /* Listen before answering, so that nothing is cached unheard. Bounded:
+     * with the database down the listener keeps retrying on its own. */
+    if (cache != NULL && cfg->db_notify_channel != NULL) {
+        listener = listener_start(cfg, cache, metrics, err);
+        if (listener == NULL) {
+            start_failed(err);
+            goto out;
+        }
+        if (!listener_wait_ready(listener, cfg->db_connect_timeout_ms + 1000))
+            log_msg(LOG_WARN, "listener_not_ready", "\"waited_ms\":%d",
+                    cfg->db_connect_timeout_ms + 1000);
     }
     handler = handler_create(cfg, cache, metrics, health, err);
     if (handler == NULL) {
-        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
+        start_failed(err);
         goto out;
     }
     server = server_create(cfg, handler, listen_fd, err);
     if (server == NULL || server_start(server, err) < 0) {
-        log_msg(LOG_ERROR, "start_failed", "\"error\":\"%s\"", err);
+        start_failed(err);
         goto out;
+    }
+    if (cache != NULL) {
+        warm = warm_start(cfg, handler, metrics, err);
+        if (warm == NULL && err[0] != '\0')
+            log_msg(LOG_ERROR, "warm_failed", "\"error\":\"%s\"", err);
     }
     log_msg(LOG_INFO, "started",
             "\"version\":\"%s\",\"routes\":%zu,\"threads\":%d,\"loops\":%d,\"cache\":\"%s\"",
@@ -237,12 +296,16 @@ int main(int argc, char **argv)
             cache->ops->tick(cache->self);
     }
     log_msg(LOG_INFO, "stopping", "\"signal\":%d", sig);
+    warm_stop(warm);
+    warm = NULL;
     server_stop(server, DRAIN_MS);
     status = 0;
     log_msg(LOG_INFO, "stopped", NULL);
 
 out:
+    warm_stop(warm);
     server_free(server);
+    listener_stop(listener);
     health_stop(health);
     handler_free(handler);
     metrics_free(metrics);

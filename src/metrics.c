@@ -21,6 +21,7 @@ static const int statuses[] = {200, 201, 204, 304, 400, 401, 403, 404,
 static const char *const pseudo_names[METRICS_NPSEUDO] = {"unmatched", "health", "metrics",
                                                           "admin"};
 static const char *const cache_names[METRICS_NCACHE] = {"hit", "miss", "stale", "bypass", "error"};
+static const char *const stale_names[METRICS_NSTALE] = {"expired", "soft", "error"};
 
 /* Upper bounds in microseconds; rendered as seconds. */
 static const int64_t buckets_us[] = {100,     250,     500,     1000,    2500,   5000,
@@ -42,6 +43,11 @@ struct metrics {
     struct histogram db_latency;
     _Atomic uint64_t db_queries, db_errors;
     _Atomic uint64_t invalidated_tags, invalidation_failures;
+    _Atomic uint64_t stale[METRICS_NSTALE];
+    _Atomic uint64_t sf_waits, sf_timeouts, refreshes, refresh_failures;
+    _Atomic int64_t sf_inflight;
+    _Atomic uint64_t db_invalidations, db_invalidated_tags, listener_reconnects, warmed;
+    struct histogram invalidation_delay;
 };
 
 struct metrics *metrics_create(const struct rc_config *cfg)
@@ -124,6 +130,57 @@ void metrics_invalidation(struct metrics *m, unsigned tags, int ok)
         atomic_fetch_add_explicit(&m->invalidation_failures, 1, memory_order_relaxed);
 }
 
+void metrics_stale(struct metrics *m, enum metrics_stale_reason r)
+{
+    if (m == NULL || r >= METRICS_NSTALE)
+        return;
+    atomic_fetch_add_explicit(&m->stale[r], 1, memory_order_relaxed);
+}
+
+void metrics_singleflight_wait(struct metrics *m, int timed_out)
+{
+    if (m == NULL)
+        return;
+    atomic_fetch_add_explicit(&m->sf_waits, 1, memory_order_relaxed);
+    if (timed_out)
+        atomic_fetch_add_explicit(&m->sf_timeouts, 1, memory_order_relaxed);
+}
+
+void metrics_singleflight_inflight(struct metrics *m, int delta)
+{
+    if (m != NULL)
+        atomic_fetch_add_explicit(&m->sf_inflight, delta, memory_order_relaxed);
+}
+
+void metrics_refresh(struct metrics *m, int ok)
+{
+    if (m == NULL)
+        return;
+    atomic_fetch_add_explicit(ok ? &m->refreshes : &m->refresh_failures, 1, memory_order_relaxed);
+}
+
+void metrics_db_invalidation(struct metrics *m, unsigned tags, int64_t delay_us)
+{
+    if (m == NULL)
+        return;
+    atomic_fetch_add_explicit(&m->db_invalidations, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->db_invalidated_tags, tags, memory_order_relaxed);
+    if (delay_us >= 0)
+        observe(&m->invalidation_delay, delay_us);
+}
+
+void metrics_listener_reconnect(struct metrics *m)
+{
+    if (m != NULL)
+        atomic_fetch_add_explicit(&m->listener_reconnects, 1, memory_order_relaxed);
+}
+
+void metrics_warm(struct metrics *m, unsigned n)
+{
+    if (m != NULL)
+        atomic_fetch_add_explicit(&m->warmed, n, memory_order_relaxed);
+}
+
 void metrics_totals(struct metrics *m, struct metrics_totals *out)
 {
     uint64_t t[METRICS_NCACHE] = {0};
@@ -171,6 +228,53 @@ static int gauge(buf *out, const char *name, const char *help, uint64_t v)
 {
     return buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n", name, help, name, name,
                       (unsigned long long)v);
+}
+
+static int render_freshness(struct metrics *m, buf *out)
+{
+    int64_t inflight = atomic_load(&m->sf_inflight);
+
+    if (buf_puts(out, "# HELP respcache_stale_answers_total STALE answers by reason (expired: "
+                      "stale-while-revalidate, soft: soft purge, error: stale-if-error).\n"
+                      "# TYPE respcache_stale_answers_total counter\n") < 0)
+        return -1;
+    for (size_t r = 0; r < METRICS_NSTALE; r++)
+        if (buf_printf(out, "respcache_stale_answers_total{reason=\"%s\"} %llu\n", stale_names[r],
+                       (unsigned long long)atomic_load(&m->stale[r])) < 0)
+            return -1;
+    if (buf_puts(out, "# HELP respcache_refreshes_total Background refreshes of stale entries by "
+                      "result.\n# TYPE respcache_refreshes_total counter\n") < 0 ||
+        buf_printf(out, "respcache_refreshes_total{result=\"ok\"} %llu\n",
+                   (unsigned long long)atomic_load(&m->refreshes)) < 0 ||
+        buf_printf(out, "respcache_refreshes_total{result=\"error\"} %llu\n",
+                   (unsigned long long)atomic_load(&m->refresh_failures)) < 0)
+        return -1;
+    return counter(out, "respcache_singleflight_waits_total",
+                   "Misses that waited for another request's query of the same key.",
+                   atomic_load(&m->sf_waits)) < 0 ||
+                   counter(out, "respcache_singleflight_timeouts_total",
+                           "Single-flight waits that ran out and queried themselves.",
+                           atomic_load(&m->sf_timeouts)) < 0 ||
+                   gauge(out, "respcache_singleflight_inflight",
+                         "Coalesced misses in flight: queries others may wait for.",
+                         inflight > 0 ? (uint64_t)inflight : 0) < 0 ||
+                   counter(out, "respcache_db_invalidations_total",
+                           "Notifications from the database trigger (respcache_notify) applied.",
+                           atomic_load(&m->db_invalidations)) < 0 ||
+                   counter(out, "respcache_db_invalidated_tags_total",
+                           "Tags bumped because the database notified them.",
+                           atomic_load(&m->db_invalidated_tags)) < 0 ||
+                   counter(out, "respcache_listener_reconnects_total",
+                           "LISTEN connections re-established after a drop (each bumps \"*\": "
+                           "whatever was cached before is unverified).",
+                           atomic_load(&m->listener_reconnects)) < 0 ||
+                   render_histogram(out, "respcache_invalidation_delay_seconds",
+                                    "Time from the commit that notified to the tag bump.",
+                                    &m->invalidation_delay) < 0 ||
+                   counter(out, "respcache_warmed_entries_total",
+                           "Entries stored by the warm-up queries.", atomic_load(&m->warmed)) < 0
+               ? -1
+               : 0;
 }
 
 int metrics_render(struct metrics *m, struct cache *cache, buf *out)
@@ -221,6 +325,8 @@ int metrics_render(struct metrics *m, struct cache *cache, buf *out)
         counter(out, "respcache_invalidation_failures_total",
                 "Writes whose tag bumps failed (answered with X-Cache-Invalidation: failed).",
                 atomic_load(&m->invalidation_failures)) < 0)
+        return -1;
+    if (render_freshness(m, out) < 0)
         return -1;
     if (cache != NULL) {
         struct cache_stats st;

@@ -37,6 +37,14 @@ enum metrics_cache_result {
     METRICS_NCACHE
 };
 
+/* Why an answer was STALE. */
+enum metrics_stale_reason {
+    METRICS_STALE_EXPIRED, /* past its TTL, inside stale-while-revalidate */
+    METRICS_STALE_SOFT,    /* a tag was soft-purged */
+    METRICS_STALE_ERROR,   /* the database failed: stale-if-error */
+    METRICS_NSTALE
+};
+
 struct metrics *metrics_create(const struct rc_config *cfg) RC_MUSTCHECK;
 void metrics_free(struct metrics *m);
 
@@ -45,6 +53,22 @@ void metrics_request(struct metrics *m, int route, int status, int64_t duration_
 void metrics_cache(struct metrics *m, int route, enum metrics_cache_result r);
 void metrics_db_query(struct metrics *m, int64_t duration_us, int ok);
 void metrics_invalidation(struct metrics *m, unsigned tags, int ok);
+
+/* Freshness (issue "Fresh under load"). */
+void metrics_stale(struct metrics *m, enum metrics_stale_reason r);
+/* A miss waited for another's query; timed_out: it then queried itself. */
+void metrics_singleflight_wait(struct metrics *m, int timed_out);
+/* Queries leading a flight right now: +1 when one starts, -1 when it ends. */
+void metrics_singleflight_inflight(struct metrics *m, int delta);
+/* A background refresh ran its query (ok) or failed. */
+void metrics_refresh(struct metrics *m, int ok);
+/* A notification from the database bumped `tags` tags; delay_us is the
+ * time from its commit to the bump (< 0: unknown). */
+void metrics_db_invalidation(struct metrics *m, unsigned tags, int64_t delay_us);
+/* The LISTEN connection came back after a drop (and "*" was bumped). */
+void metrics_listener_reconnect(struct metrics *m);
+/* Warm-up stored n entries. */
+void metrics_warm(struct metrics *m, unsigned n);
 
 /* Append the whole exposition (text format 0.0.4). `cache` may be NULL. */
 int metrics_render(struct metrics *m, struct cache *cache, buf *out) RC_MUSTCHECK;

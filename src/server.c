@@ -49,6 +49,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* What a workers_job is: a connection with a request, or a handler task
+ * (a refresh to run after a response has been finished). */
+enum job_kind { JOB_CONN = 0, JOB_TASK = 1 };
+
 /* Past this much unread request body, close instead of draining. */
 #define DRAIN_MAX  (8u << 20)
 #define MAX_EVENTS 64
@@ -304,6 +308,29 @@ static void fill_request(struct conn *c)
             }
 }
 
+/* Queue a task the handler left for after the response (a refresh). */
+static void submit_task(struct server *s, struct handler_task *t)
+{
+    struct workers_job *job = handler_task_job(t);
+    job->kind = JOB_TASK;
+    if (workers_submit(s->workers, job) < 0)
+        handler_task_free(s->handler, t);
+}
+
+/* Finish the response, then hand over the work the handler left for after
+ * it. Taken before conn_finish: once the connection is re-armed, its next
+ * request may reuse the handler state. */
+static void conn_finish_then_tasks(struct conn *c)
+{
+    struct server *s = c->loop->srv;
+    struct handler_task *t = c->hs.after;
+
+    c->hs.after = NULL;
+    conn_finish(c);
+    if (t != NULL)
+        submit_task(s, t);
+}
+
 static void on_readable(struct loop *l, struct conn *c)
 {
     struct server *s = l->srv;
@@ -319,7 +346,7 @@ static void on_readable(struct loop *l, struct conn *c)
     }
     fill_request(c);
     if (handler_fast(s->handler, &c->hs, &c->rq, &io) == HANDLER_DONE) {
-        conn_finish(c);
+        conn_finish_then_tasks(c);
         return;
     }
     atomic_fetch_add(&s->in_workers, 1);
@@ -433,13 +460,29 @@ static void *worker_init(void *arg)
 
 static void worker_run(void *ctx, struct workers_job *job)
 {
-    struct conn *c = (struct conn *)((char *)job - offsetof(struct conn, job));
-    struct server *s = c->loop->srv;
-    struct rc_io io = {.ctx = &c->req, .write = io_write, .read = io_read};
+    struct conn *c;
+    struct server *s;
+    struct handler_task *t;
+    struct rc_io io;
 
+    if (job->kind == JOB_TASK) {
+        /* ctx's server: every task was queued by this server's handler. */
+        struct handler_worker *w = ctx;
+        handler_task_run(handler_worker_handler(w), w, handler_task_of(job));
+        return;
+    }
+    c = (struct conn *)((char *)job - offsetof(struct conn, job));
+    s = c->loop->srv;
+    io = (struct rc_io){.ctx = &c->req, .write = io_write, .read = io_read};
     handler_slow(s->handler, ctx, &c->hs, &c->rq, &io);
+    t = c->hs.after;
+    c->hs.after = NULL;
     conn_finish(c);
     atomic_fetch_sub(&s->in_workers, 1);
+    /* This worker has a database connection already: refresh right here,
+     * after the response has gone out. */
+    if (t != NULL)
+        handler_task_run(s->handler, ctx, t);
 }
 
 static void worker_fini(void *ctx)

@@ -2,10 +2,11 @@
  * workers.h - the database worker pool: N threads, each with a context of
  * its own (its PostgreSQL connection), taking jobs from one FIFO queue.
  *
- * Only misses and writes come here; the event loops never wait on it. The
- * queue is intrusive (a job embeds struct workers_job), so submitting
- * allocates nothing, and it is bounded by the number of connections: a
- * connection has at most one request in flight.
+ * Only misses, writes and background refreshes come here; the event loops
+ * never wait on it. The queue is intrusive (a job embeds struct
+ * workers_job), so submitting allocates nothing. Request jobs are bounded
+ * by the number of connections (one request in flight each); refresh jobs
+ * by the number of stale keys (one refresh per key at a time).
  */
 #ifndef RC_WORKERS_H
 #define RC_WORKERS_H
@@ -18,6 +19,7 @@ struct workers;
 
 struct workers_job {
     struct workers_job *next;
+    int kind; /* the submitter's own tag (what the job is); workers never read it */
 };
 
 /* ctx = init(arg) in each thread before it takes jobs (NULL = failure:

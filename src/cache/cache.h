@@ -12,6 +12,14 @@
  * bump is O(1) whatever the number of entries. The tag "*" is the global
  * generation that every entry records first; bumping it invalidates all.
  *
+ * A generation has two parts. The low CACHE_GEN_HARD_BITS bits are the hard
+ * part: bump_tags adds 1 (Redis INCR), and an entry whose recorded hard
+ * part differs is dead. The high bits are the soft part: bump_tags_soft
+ * adds CACHE_GEN_SOFT_UNIT (Redis INCRBY), and an entry whose recorded
+ * generations differ only there was soft-purged: it may be answered as
+ * STALE while one refresh replaces it. Both parts only move forward, so
+ * the +1 of every provider stays exactly right for hard invalidation.
+ *
  * Thread safety: every op may be called from any thread concurrently.
  */
 #ifndef RC_CACHE_H
@@ -24,6 +32,10 @@
 #include <stdint.h>
 
 #define CACHE_GLOBAL_TAG "*"
+
+#define CACHE_GEN_HARD_BITS 40
+#define CACHE_GEN_HARD_MASK ((UINT64_C(1) << CACHE_GEN_HARD_BITS) - 1)
+#define CACHE_GEN_SOFT_UNIT (UINT64_C(1) << CACHE_GEN_HARD_BITS)
 
 /* A value handed out by get(); the bytes stay valid until release(). */
 struct cache_value {
@@ -68,6 +80,23 @@ struct cache_ops {
      * second from the main thread; may be NULL. */
     void (*tick)(void *self);
     void (*close)(void *self);
+
+    /* Optional ops (NULL when the provider has none). */
+
+    /* Soft purge: add CACHE_GEN_SOFT_UNIT to each tag's generation. 0 or -1.
+     * NULL: DELETE /cache/tags/{tag}?mode=soft answers 400 for this
+     * provider. */
+    int (*bump_tags_soft)(void *self, const struct rc_str *tags, size_t ntags);
+    /* A short lock shared by every process using this cache, so that
+     * concurrent misses on one key run one query across instances (Redis:
+     * SET <prefix>lock:<key> <token> NX PX ttl_ms). 1: taken; 0: held by
+     * someone else (the caller polls get() for the entry, bounded, then
+     * queries itself); -1: error (the caller queries without it). unlock
+     * deletes the lock only while token still holds it (compare-and-delete,
+     * e.g. a Lua script), so a lock that expired and was taken over is never
+     * released by its former holder. NULL: single-flight is per process. */
+    int (*lock)(void *self, const char *key, size_t klen, uint64_t token, int64_t ttl_ms);
+    int (*unlock)(void *self, const char *key, size_t klen, uint64_t token);
 };
 
 struct cache {

@@ -227,3 +227,44 @@ bool entry_gens_match(const struct entry_view *e, const uint64_t *gens, size_t n
             return false;
     return true;
 }
+
+enum entry_gens entry_gens_compare(const struct entry_view *e, const uint64_t *gens, size_t n)
+{
+    enum entry_gens r = ENTRY_GENS_SAME;
+
+    if (e->ntags != n)
+        return ENTRY_GENS_HARD;
+    for (size_t i = 0; i < n; i++) {
+        if (e->gens[i] == gens[i])
+            continue;
+        if ((e->gens[i] & CACHE_GEN_HARD_MASK) != (gens[i] & CACHE_GEN_HARD_MASK))
+            return ENTRY_GENS_HARD;
+        r = ENTRY_GENS_SOFT;
+    }
+    return r;
+}
+
+/* End of a window that starts at fresh_until, capped by stale_until. */
+static uint64_t window_end(const struct entry_view *e, int64_t ms)
+{
+    uint64_t end = e->fresh_until_ms;
+    if (ms > 0)
+        end = (uint64_t)ms > UINT64_MAX - end ? UINT64_MAX : end + (uint64_t)ms;
+    return end < e->stale_until_ms ? end : e->stale_until_ms;
+}
+
+enum entry_state entry_state(const struct entry_view *e, const uint64_t *gens, size_t n,
+                             uint64_t now_ms, int64_t swr_ms, int64_t sie_ms)
+{
+    enum entry_gens g = entry_gens_compare(e, gens, n);
+
+    if (g == ENTRY_GENS_HARD)
+        return ENTRY_DEAD;
+    if (now_ms < e->fresh_until_ms && now_ms < e->stale_until_ms)
+        return g == ENTRY_GENS_SOFT ? ENTRY_STALE_SOFT : ENTRY_FRESH;
+    if (now_ms < window_end(e, swr_ms))
+        return g == ENTRY_GENS_SOFT ? ENTRY_STALE_SOFT : ENTRY_STALE_EXPIRED;
+    if (now_ms < window_end(e, sie_ms))
+        return ENTRY_ERROR_ONLY;
+    return ENTRY_DEAD;
+}

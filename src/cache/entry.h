@@ -4,7 +4,9 @@
  * Layout (little-endian, fixed header then variable parts):
  *   magic "RCE" + version byte (1)
  *   u16 status, u8 flags, u8 ntags
- *   u64 filled_at_ms, u64 fresh_until_ms, u64 stale_until_ms (wall clock)
+ *   u64 filled_at_ms, u64 fresh_until_ms, u64 stale_until_ms (wall clock;
+ *                            stale_until is the last instant the entry may
+ *                            be answered at all, STALE included)
  *   u64 etag hash
  *   u64 gens[ntags]          generations of the entry's tags at fill time,
  *                            gens[0] being the global tag "*"
@@ -18,6 +20,7 @@
 
 #include "../buf.h"
 #include "../common.h"
+#include "cache.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,5 +55,33 @@ void entry_etag(uint64_t hash, char *out);
 /* Are the entry's recorded generations those in gens[0..n)? False when the
  * counts differ. */
 bool entry_gens_match(const struct entry_view *e, const uint64_t *gens, size_t n);
+
+/* How the recorded generations compare with the current ones (see
+ * cache.h: the low bits are hard, the high bits soft). */
+enum entry_gens {
+    ENTRY_GENS_SAME, /* equal */
+    ENTRY_GENS_SOFT, /* only soft parts differ: soft-purged */
+    ENTRY_GENS_HARD, /* a hard part or the tag count differs: invalid */
+};
+enum entry_gens entry_gens_compare(const struct entry_view *e, const uint64_t *gens, size_t n);
+
+/* What a reader may do with an entry (the entry state machine; one
+ * function, entry_state, decides it). */
+enum entry_state {
+    ENTRY_FRESH,         /* answer it: HIT */
+    ENTRY_STALE_EXPIRED, /* past fresh_until, inside stale-while-revalidate:
+                            answer STALE, refresh once */
+    ENTRY_STALE_SOFT,    /* a tag was soft-purged: answer STALE, refresh once */
+    ENTRY_ERROR_ONLY,    /* answer it (STALE) only if the database fails,
+                            inside stale-if-error; otherwise a miss */
+    ENTRY_DEAD,          /* never answer: a hard bump, or past every window */
+};
+
+/* The entry's state at wall-clock now_ms given the current generations and
+ * the route's windows (ms after fresh_until; both end by stale_until).
+ * Invalidation stays hard: a hard generation change is ENTRY_DEAD whatever
+ * the windows say. */
+enum entry_state entry_state(const struct entry_view *e, const uint64_t *gens, size_t n,
+                             uint64_t now_ms, int64_t swr_ms, int64_t sie_ms);
 
 #endif

@@ -46,7 +46,9 @@
  * that collide share a counter: bumping one also invalidates entries of the
  * other. Collisions thus cost extra misses, never a stale read, because a
  * counter only moves forward and an entry is served only if every counter
- * it recorded is unchanged. That bounded memory, O(1) per tag and no
+ * it recorded is unchanged. A soft purge adds CACHE_GEN_SOFT_UNIT instead
+ * of 1 (see cache.h), which readers tell apart from a hard bump. That
+ * bounded memory, O(1) per tag and no
  * locking are worth the occasional spurious miss; size tag_slots well above
  * the number of live tags to keep them rare.
  */
@@ -242,6 +244,16 @@ static int mem_bump_tags(void *self, const struct rc_str *tags, size_t ntags)
     struct mem *m = self;
     for (size_t i = 0; i < ntags; i++)
         atomic_fetch_add_explicit(tag_slot(m, &tags[i]), 1, memory_order_release);
+    return 0;
+}
+
+/* Soft purge: the high part of the counter moves, the hard part does not,
+ * so entries that recorded the old value turn stale, not dead (cache.h). */
+static int mem_bump_tags_soft(void *self, const struct rc_str *tags, size_t ntags)
+{
+    struct mem *m = self;
+    for (size_t i = 0; i < ntags; i++)
+        atomic_fetch_add_explicit(tag_slot(m, &tags[i]), CACHE_GEN_SOFT_UNIT, memory_order_release);
     return 0;
 }
 
@@ -562,6 +574,7 @@ static const struct cache_ops mem_ops = {
     .ping = mem_ping,
     .tick = mem_tick,
     .close = mem_close,
+    .bump_tags_soft = mem_bump_tags_soft,
 };
 
 static bool is_pow2(uint64_t n)

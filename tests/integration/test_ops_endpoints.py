@@ -496,16 +496,25 @@ class AdminOps(OpsCase):
         self.assertEqual(r.json(), {"tag": "user:%d" % a, "invalidated": True}, "the tag is percent-decoded")
         self.assertXCache(self.get(p), "MISS", "%s after its tag was purged" % p)
 
-    def test_delete_tag_soft_mode_is_400_for_now(self):
-        # Issue 8 will implement soft purge: this becomes 200
-        # {"tag":..., "invalidated":true, "mode":"soft"} with STALE answers.
-        # Until then it must be refused, not silently treated as a hard purge.
+    def test_delete_tag_soft_mode_marks_entries_stale(self):
+        # API.md: soft purge answers {"tag", "invalidated": true, "mode": "soft"}
+        # and the tag's entries are answered STALE until one refresh replaces them.
         a = self.env.claim_user()
         p = "/api/users/%d" % a
         self.fill(p)
         r = self.admin("DELETE", "/cache/tags/user:%d?mode=soft" % a)
-        self.assertError(r, 400, "bad_request", "DELETE /cache/tags/{tag}?mode=soft (until issue 8)")
-        self.assertXCache(self.get(p), "HIT", "a refused soft purge invalidates nothing")
+        self.assertStatus(r, 200, "DELETE /cache/tags/{tag}?mode=soft")
+        self.assertEqual(r.json(), {"tag": "user:%d" % a, "invalidated": True, "mode": "soft"},
+                         "soft purge body")
+        self.assertXCache(self.get(p), "STALE", "first GET after a soft purge")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            x = self.get(p).headers.get("x-cache")
+            if x == "HIT":
+                break
+            self.assertEqual(x, "STALE", "until the refresh lands, answers stay STALE (never MISS)")
+            time.sleep(0.05)
+        self.assertXCache(self.get(p), "HIT", "after the one refresh the entry is fresh again")
 
     def test_delete_tag_bad_mode_400_hard_mode_200(self):
         a = self.env.claim_user()

@@ -287,6 +287,15 @@ static void test_defaults_applied(void **state)
     assert_int_equal(c->cache_tag_slots, 262144);
     assert_null(c->redis_url);
     assert_string_equal(c->redis_key_prefix, "rc:");
+    assert_int_equal(c->redis_connect_timeout_ms, 500);
+    assert_int_equal(c->redis_command_timeout_ms, 500);
+    assert_null(c->redis_tls_ca_file);
+    assert_null(c->redis_tls_cert_file);
+    assert_null(c->redis_tls_key_file);
+    assert_int_equal(c->redis_tls_verify, 1);
+    assert_int_equal(c->redis_breaker_failures, 5);
+    assert_int_equal(c->redis_breaker_open_ms, 1000);
+    assert_int_equal(c->tiered_l1_ttl_max, 10);
 
     const struct route *r = &c->routes[0];
     assert_int_equal(r->result, RESULT_OBJECT);
@@ -375,6 +384,63 @@ static void test_env_overrides_file_and_route_ttl_default(void **state)
     assert_string_equal(c->admin_token, "from-env-token");
     assert_string_equal(c->cache_provider, "none");
     config_free(c);
+}
+
+static void test_redis_settings_from_file_and_env(void **state)
+{
+    (void)state;
+    struct rc_config *c =
+        load_ok("{'cache':{'provider':'tiered','redis_url':'rediss://app:pw@r.example:6390/2',"
+                "'redis_connect_timeout_ms':250,'redis_command_timeout_ms':100,"
+                "'redis_tls_ca_file':'/etc/ca.pem','redis_tls_verify':0,"
+                "'redis_breaker_failures':3,'redis_breaker_open_ms':2000,"
+                "'tiered_l1_ttl_max':5},'routes':[" R0 "]}");
+    assert_string_equal(c->cache_provider, "tiered");
+    assert_string_equal(c->redis_url, "rediss://app:pw@r.example:6390/2");
+    assert_int_equal(c->redis_connect_timeout_ms, 250);
+    assert_int_equal(c->redis_command_timeout_ms, 100);
+    assert_string_equal(c->redis_tls_ca_file, "/etc/ca.pem");
+    assert_int_equal(c->redis_tls_verify, 0);
+    assert_int_equal(c->redis_breaker_failures, 3);
+    assert_int_equal(c->redis_breaker_open_ms, 2000);
+    assert_int_equal(c->tiered_l1_ttl_max, 5);
+    config_free(c);
+
+    set_env("CACHE_PROVIDER", "redis");
+    set_env("REDIS_URL", "unix:/run/redis.sock");
+    set_env("REDIS_COMMAND_TIMEOUT_MS", "50");
+    set_env("REDIS_TLS_CERT_FILE", "/etc/client.pem");
+    set_env("REDIS_TLS_KEY_FILE", "/etc/client.key");
+    set_env("REDIS_BREAKER_FAILURES", "7");
+    set_env("REDIS_BREAKER_OPEN_MS", "300");
+    set_env("CACHE_TIERED_L1_TTL_MAX", "60");
+    c = load_ok("{'routes':[" R0 "]}");
+    assert_string_equal(c->cache_provider, "redis");
+    assert_string_equal(c->redis_url, "unix:/run/redis.sock");
+    assert_int_equal(c->redis_command_timeout_ms, 50);
+    assert_string_equal(c->redis_tls_cert_file, "/etc/client.pem");
+    assert_string_equal(c->redis_tls_key_file, "/etc/client.key");
+    assert_int_equal(c->redis_breaker_failures, 7);
+    assert_int_equal(c->redis_breaker_open_ms, 300);
+    assert_int_equal(c->tiered_l1_ttl_max, 60);
+    config_free(c);
+}
+
+static void test_redis_settings_bounds(void **state)
+{
+    (void)state;
+    expect_error("{'cache':{'redis_tls_verify':2},'routes':[" R0 "]}",
+                 "cache.redis_tls_verify: expected an integer from 0 to 1, got 2");
+    expect_error("{'cache':{'redis_command_timeout_ms':0},'routes':[" R0 "]}",
+                 "cache.redis_command_timeout_ms: expected an integer from 1 to 60000");
+    expect_error("{'cache':{'redis_breaker_failures':0},'routes':[" R0 "]}",
+                 "cache.redis_breaker_failures: expected an integer from 1 to 1000");
+    expect_error("{'cache':{'tiered_l1_ttl_max':0},'routes':[" R0 "]}",
+                 "cache.tiered_l1_ttl_max: expected an integer from 1 to 86400");
+    expect_error("{'cache':{'redis_tls_ca_file':''},'routes':[" R0 "]}",
+                 "cache.redis_tls_ca_file: expected a non-empty string");
+    set_env("REDIS_CONNECT_TIMEOUT_MS", "fast");
+    expect_error("{'routes':[" R0 "]}", "REDIS_CONNECT_TIMEOUT_MS: expected an integer");
 }
 
 static void test_env_invalid_value_names_the_variable(void **state)
@@ -501,8 +567,8 @@ static void test_wrong_json_types_are_named(void **state)
 static void test_setting_values_are_validated(void **state)
 {
     (void)state;
-    expect_error("{'cache':{'provider':'redis'},'routes':[" R0 "]}",
-                 "cache.provider: expected one of memory, none, got \"redis\"");
+    expect_error("{'cache':{'provider':'memcached'},'routes':[" R0 "]}",
+                 "cache.provider: expected one of memory, redis, tiered, none, got \"memcached\"");
     expect_error("{'log_level':'trace','routes':[" R0 "]}", "log_level: expected one of");
     expect_error("{'threads':0,'routes':[" R0 "]}",
                  "threads: expected an integer from 1 to 256, got 0");
@@ -851,6 +917,136 @@ static void test_free_accepts_null_and_method_names(void **state)
 
 #define T(f) cmocka_unit_test_setup(f, reset_env)
 
+/* ---- freshness: entities, windows, warm-up ---------------------------- */
+
+static void test_tag_names_entity_by_literal_segments(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(config_tag_entity("user:{id}", out, sizeof out), 4);
+    assert_string_equal(out, "user");
+    assert_int_equal(config_tag_entity("user:{id}:jobs", out, sizeof out), 9);
+    assert_string_equal(out, "user:jobs");
+    assert_int_equal(config_tag_entity("settings", out, sizeof out), 8);
+    assert_string_equal(out, "settings");
+    assert_int_equal(config_tag_entity("{kind}:{id}", out, sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(config_tag_entity("org-{id}:team", out, sizeof out), 4);
+    assert_string_equal(out, "team");
+    assert_int_equal(config_tag_entity("averyveryverylongname", out, 8), 0);
+}
+
+#define ENTITY_ROUTES                                                                              \
+    "'routes':["                                                                                   \
+    "{'name':'user','method':'GET','path':'/u/{id:int}','params':[{'name':'id','from':'path'}],"   \
+    " 'sql':'SELECT $1','tags':['user:{id}']},"                                                    \
+    "{'name':'dash','method':'GET','path':'/d/{id:int}','params':[{'name':'id','from':'path'}],"   \
+    " 'sql':'SELECT $1','tags':['user:{id}','user:{id}:jobs']},"                                   \
+    "{'name':'own','method':'GET','path':'/o/{id:int}','params':[{'name':'id','from':'path'}],"    \
+    " 'sql':'SELECT $1','tags':['user:{id}:jobs'],'ttl':7,'stale_if_error':0},"                    \
+    "{'name':'plain','method':'GET','path':'/p','sql':'SELECT 1','tags':['other']}]"
+
+static void test_entities_give_route_ttls_and_windows(void **state)
+{
+    (void)state;
+    struct rc_config *c = load_ok(
+        "{'cache':{'default_ttl':60,'negative_ttl':30,'stale_while_revalidate':5,"
+        "'stale_if_error':9},"
+        "'entities':{'user':{'ttl':3600,'stale_while_revalidate':60,'stale_if_error':600},"
+        "'user:jobs':{'ttl':300,'negative_ttl':10,'stale_while_revalidate':30}}," ENTITY_ROUTES
+        "}");
+    const struct route *user = &c->routes[0], *dash = &c->routes[1], *own = &c->routes[2],
+                       *plain = &c->routes[3];
+    assert_int_equal(c->nentities, 2);
+    /* one entity: its values, the cache defaults for what it leaves out */
+    assert_int_equal(user->ttl, 3600);
+    assert_int_equal(user->negative_ttl, 30);
+    assert_int_equal(user->stale_while_revalidate, 60);
+    assert_int_equal(user->stale_if_error, 600);
+    /* two entities: the smallest of each value that is set */
+    assert_int_equal(dash->ttl, 300);
+    assert_int_equal(dash->negative_ttl, 10);
+    assert_int_equal(dash->stale_while_revalidate, 30);
+    assert_int_equal(dash->stale_if_error, 600);
+    /* the route's own values win */
+    assert_int_equal(own->ttl, 7);
+    assert_int_equal(own->stale_if_error, 0);
+    assert_int_equal(own->stale_while_revalidate, 30);
+    /* no entity named: the cache defaults */
+    assert_int_equal(plain->ttl, 60);
+    assert_int_equal(plain->negative_ttl, 30);
+    assert_int_equal(plain->stale_while_revalidate, 5);
+    assert_int_equal(plain->stale_if_error, 9);
+    config_free(c);
+}
+
+static void test_entity_and_window_errors(void **state)
+{
+    (void)state;
+    expect_error("{'entities':[]," ENTITY_ROUTES "}", "entities: expected an object");
+    expect_error("{'entities':{'User':{}}," ENTITY_ROUTES "}",
+                 "entities: bad entity name \"User\"");
+    expect_error("{'entities':{'user':{'tll':1}}," ENTITY_ROUTES "}",
+                 "entities.user.tll: unknown key");
+    expect_error("{'entities':{'user':{'ttl':-1}}," ENTITY_ROUTES "}",
+                 "entities.user.ttl: expected an integer from 0 to 31536000");
+    expect_error("{'entities':{'user':{'stale_if_error':'x'}}," ENTITY_ROUTES "}",
+                 "entities.user.stale_if_error: expected an integer");
+    expect_error(GET1(",'stale_while_revalidate':-5"),
+                 "routes[1].stale_while_revalidate: expected an integer from 0");
+    expect_error(ROUTES("{'name':'r1','method':'POST','path':'/x','sql':'SELECT 1',"
+                        "'stale_if_error':5}"),
+                 "routes[1].stale_if_error: only GET routes are cached");
+}
+
+static void test_warm_entries_are_checked(void **state)
+{
+    (void)state;
+    struct rc_config *c =
+        load_ok("{'warm_concurrency':3,'warm':[{'route':'user','sql':'SELECT id FROM users',"
+                "'limit':50},{'route':'dash','sql':'SELECT 1 AS id'}]," ENTITY_ROUTES "}");
+    assert_int_equal(c->warm_concurrency, 3);
+    assert_int_equal(c->nwarm, 2);
+    assert_int_equal(c->warm[0].route, 0);
+    assert_int_equal(c->warm[0].limit, 50);
+    assert_string_equal(c->warm[0].sql, "SELECT id FROM users");
+    assert_int_equal(c->warm[1].route, 1);
+    assert_int_equal(c->warm[1].limit, 1000);
+    config_free(c);
+
+    expect_error("{'warm':{}," ENTITY_ROUTES "}", "warm: expected an array");
+    expect_error("{'warm':[{'route':'nope','sql':'SELECT 1'}]," ENTITY_ROUTES "}",
+                 "warm[0].route: no route is named \"nope\"");
+    expect_error("{'warm':[{'route':'user'}]," ENTITY_ROUTES "}", "warm[0].sql");
+    expect_error("{'warm':[{'route':'user','sql':'SELECT 1','limit':0}]," ENTITY_ROUTES "}",
+                 "warm[0].limit: expected an integer from 1 to 100000");
+    expect_error("{'warm':[{'route':'user','sql':'SELECT 1','rows':5}]," ENTITY_ROUTES "}",
+                 "warm[0].rows: unknown key");
+    expect_error("{'warm':[{'route':'r1','sql':'SELECT 1'}],'routes':[" R0 ","
+                 "{'name':'r1','method':'GET','path':'/x','sql':'SELECT 1','ttl':0}]}",
+                 "warm[0].route: \"r1\" is not a cached GET route");
+    expect_error("{'warm_concurrency':0," ENTITY_ROUTES "}",
+                 "warm_concurrency: expected an integer");
+}
+
+static void test_notify_channel_setting(void **state)
+{
+    (void)state;
+    struct rc_config *c = load_ok("{'routes':[" R0 "]}");
+    assert_string_equal(c->db_notify_channel, "respcache_invalidate");
+    assert_int_equal(c->cache_singleflight_wait_ms, 3000);
+    config_free(c);
+    c = load_ok("{'database':{'notify_channel':null},'routes':[" R0 "]}");
+    assert_null(c->db_notify_channel);
+    config_free(c);
+    expect_error("{'database':{'notify_channel':'Bad-Name'},'routes':[" R0 "]}",
+                 "database.notify_channel: expected a lower-case SQL identifier or null");
+    set_env("DATABASE_NOTIFY_CHANNEL", "");
+    c = load_ok("{'routes':[" R0 "]}");
+    assert_null(c->db_notify_channel);
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -863,6 +1059,8 @@ int main(void)
         T(test_chars_class_escapes_and_dashes),
         T(test_env_overrides_file_and_route_ttl_default),
         T(test_env_invalid_value_names_the_variable),
+        T(test_redis_settings_from_file_and_env),
+        T(test_redis_settings_bounds),
         T(test_env_rejects_trailing_junk_and_bad_choices),
         T(test_env_empty_admin_token_disables_admin),
         T(test_load_file),
@@ -886,6 +1084,11 @@ int main(void)
         T(test_print_config_masks_secrets),
         T(test_print_help_lists_every_setting),
         T(test_free_accepts_null_and_method_names),
+        T(test_tag_names_entity_by_literal_segments),
+        T(test_entities_give_route_ttls_and_windows),
+        T(test_entity_and_window_errors),
+        T(test_warm_entries_are_checked),
+        T(test_notify_channel_setting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

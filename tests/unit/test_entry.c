@@ -322,6 +322,98 @@ static void test_entry_gens_match(void **state)
     assert_true(entry_gens_match(&e, NULL, 0));
 }
 
+static void test_entry_gens_soft_part_is_stale_not_dead(void **state)
+{
+    (void)state;
+    struct entry_view e = sample();
+    uint64_t gens[ENTRY_MAX_TAGS];
+
+    memcpy(gens, e.gens, sizeof gens);
+    assert_int_equal(entry_gens_compare(&e, gens, 3), ENTRY_GENS_SAME);
+    gens[1] += CACHE_GEN_SOFT_UNIT; /* a soft purge */
+    assert_int_equal(entry_gens_compare(&e, gens, 3), ENTRY_GENS_SOFT);
+    assert_false(entry_gens_match(&e, gens, 3)); /* not valid as fresh */
+    gens[2] += 1;                                /* and a hard bump of another tag */
+    assert_int_equal(entry_gens_compare(&e, gens, 3), ENTRY_GENS_HARD);
+    memcpy(gens, e.gens, sizeof gens);
+    gens[0] += 3 * CACHE_GEN_SOFT_UNIT + 1; /* soft and hard on one tag */
+    assert_int_equal(entry_gens_compare(&e, gens, 3), ENTRY_GENS_HARD);
+    assert_int_equal(entry_gens_compare(&e, gens, 2), ENTRY_GENS_HARD); /* count */
+}
+
+static void test_entry_gens_hard_wrap_counts_as_hard(void **state)
+{
+    (void)state;
+    struct entry_view e = sample();
+    uint64_t gens[ENTRY_MAX_TAGS];
+
+    e.gens[0] = CACHE_GEN_HARD_MASK; /* 2^40 - 1 hard bumps */
+    memcpy(gens, e.gens, sizeof gens);
+    gens[0] += 1; /* carries into the soft part; the hard part still moved */
+    assert_int_equal(entry_gens_compare(&e, gens, 3), ENTRY_GENS_HARD);
+}
+
+/* An entry filled at t=1000 s, fresh for 60 s, kept until t=1700 s. */
+static struct entry_view windowed(void)
+{
+    struct entry_view e = sample();
+    e.filled_at_ms = 1000000;
+    e.fresh_until_ms = 1060000;
+    e.stale_until_ms = 1700000;
+    return e;
+}
+
+static void test_entry_state_fresh_expired_error_dead(void **state)
+{
+    (void)state;
+    struct entry_view e = windowed();
+    const uint64_t *g = e.gens;
+
+    /* swr 30 s, sie 600 s (capped by stale_until at 1700 s) */
+    assert_int_equal(entry_state(&e, g, 3, 1059999, 30000, 600000), ENTRY_FRESH);
+    assert_int_equal(entry_state(&e, g, 3, 1060000, 30000, 600000), ENTRY_STALE_EXPIRED);
+    assert_int_equal(entry_state(&e, g, 3, 1089999, 30000, 600000), ENTRY_STALE_EXPIRED);
+    assert_int_equal(entry_state(&e, g, 3, 1090000, 30000, 600000), ENTRY_ERROR_ONLY);
+    assert_int_equal(entry_state(&e, g, 3, 1659999, 30000, 600000), ENTRY_ERROR_ONLY);
+    assert_int_equal(entry_state(&e, g, 3, 1660000, 30000, 600000), ENTRY_DEAD);
+    /* no windows: expired is dead */
+    assert_int_equal(entry_state(&e, g, 3, 1060000, 0, 0), ENTRY_DEAD);
+    /* windows never reach past stale_until (a session's expires_at) */
+    assert_int_equal(entry_state(&e, g, 3, 1700000, 10000000, 10000000), ENTRY_DEAD);
+    assert_int_equal(entry_state(&e, g, 3, 1699999, 10000000, 10000000), ENTRY_STALE_EXPIRED);
+    /* an entry written without windows (stale_until == fresh_until) */
+    e.stale_until_ms = e.fresh_until_ms;
+    assert_int_equal(entry_state(&e, g, 3, 1060000, 30000, 600000), ENTRY_DEAD);
+}
+
+static void test_entry_state_invalidation_stays_hard(void **state)
+{
+    (void)state;
+    struct entry_view e = windowed();
+    uint64_t gens[ENTRY_MAX_TAGS];
+
+    memcpy(gens, e.gens, sizeof gens);
+    gens[1]++;
+    /* fresh by time, inside both windows: still never answered */
+    assert_int_equal(entry_state(&e, gens, 3, 1000001, 30000, 600000), ENTRY_DEAD);
+    assert_int_equal(entry_state(&e, gens, 3, 1070000, 30000, 600000), ENTRY_DEAD);
+    assert_int_equal(entry_state(&e, gens, 3, 1200000, 30000, 600000), ENTRY_DEAD);
+}
+
+static void test_entry_state_soft_purge(void **state)
+{
+    (void)state;
+    struct entry_view e = windowed();
+    uint64_t gens[ENTRY_MAX_TAGS];
+
+    memcpy(gens, e.gens, sizeof gens);
+    gens[0] += CACHE_GEN_SOFT_UNIT; /* soft purge of everything */
+    assert_int_equal(entry_state(&e, gens, 3, 1000001, 0, 0), ENTRY_STALE_SOFT);
+    assert_int_equal(entry_state(&e, gens, 3, 1070000, 30000, 0), ENTRY_STALE_SOFT);
+    assert_int_equal(entry_state(&e, gens, 3, 1100000, 30000, 600000), ENTRY_ERROR_ONLY);
+    assert_int_equal(entry_state(&e, gens, 3, 1060000, 0, 0), ENTRY_DEAD);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +433,11 @@ int main(void)
         cmocka_unit_test(test_entry_hash_depends_on_every_byte),
         cmocka_unit_test(test_entry_etag_format),
         cmocka_unit_test(test_entry_gens_match),
+        cmocka_unit_test(test_entry_gens_soft_part_is_stale_not_dead),
+        cmocka_unit_test(test_entry_gens_hard_wrap_counts_as_hard),
+        cmocka_unit_test(test_entry_state_fresh_expired_error_dead),
+        cmocka_unit_test(test_entry_state_invalidation_stays_hard),
+        cmocka_unit_test(test_entry_state_soft_purge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

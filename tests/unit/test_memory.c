@@ -345,6 +345,47 @@ static void test_memory_fill_race_entry_born_stale_is_never_served(void **state)
     cache_free(c);
 }
 
+static enum entry_gens compare_stored(struct cache *c, const char *key, const struct rc_str *tags,
+                                      size_t n)
+{
+    struct cache_value v;
+    struct entry_view e;
+    uint64_t now[ENTRY_MAX_TAGS];
+    assert_int_equal(c->ops->get(c->self, key, strlen(key), tags, n, &v, now), 1);
+    assert_int_equal(entry_decode(v.data, v.len, &e), 0);
+    enum entry_gens g = entry_gens_compare(&e, now, n);
+    c->ops->release(c->self, &v);
+    return g;
+}
+
+static void test_memory_soft_bump_is_stale_then_hard_bump_is_dead(void **state)
+{
+    (void)state;
+    struct cache *c = mk(1 << 20, 4, 1024);
+    struct rc_str tags[] = {T_GLOBAL, T_USER1};
+    uint64_t g[2], g2[2];
+
+    assert_non_null(c->ops->bump_tags_soft);
+    assert_int_equal(c->ops->tag_gens(c->self, tags, 2, g), 0);
+    store_entry(c, "user:1", g, 2);
+    assert_int_equal(compare_stored(c, "user:1", tags, 2), ENTRY_GENS_SAME);
+
+    assert_int_equal(c->ops->bump_tags_soft(c->self, &tags[1], 1), 0);
+    assert_int_equal(c->ops->tag_gens(c->self, tags, 2, g2), 0);
+    assert_true(g2[1] == g[1] + CACHE_GEN_SOFT_UNIT);
+    assert_int_equal(compare_stored(c, "user:1", tags, 2), ENTRY_GENS_SOFT);
+
+    /* The refresh records the new generations and is valid again. */
+    store_entry(c, "user:1", g2, 2);
+    assert_int_equal(compare_stored(c, "user:1", tags, 2), ENTRY_GENS_SAME);
+
+    /* A hard bump after a soft one: dead, not stale. */
+    assert_int_equal(c->ops->bump_tags_soft(c->self, &tags[0], 1), 0);
+    assert_int_equal(c->ops->bump_tags(c->self, &tags[1], 1), 0);
+    assert_int_equal(compare_stored(c, "user:1", tags, 2), ENTRY_GENS_HARD);
+    cache_free(c);
+}
+
 static void test_memory_purge_pattern_deletes_matching_keys(void **state)
 {
     (void)state;
@@ -583,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_memory_bump_changes_gens),
         cmocka_unit_test(test_memory_global_tag_never_shares_a_slot),
         cmocka_unit_test(test_memory_fill_race_entry_born_stale_is_never_served),
+        cmocka_unit_test(test_memory_soft_bump_is_stale_then_hard_bump_is_dead),
         cmocka_unit_test(test_memory_purge_pattern_deletes_matching_keys),
         cmocka_unit_test(test_memory_purge_all_empties_cache),
         cmocka_unit_test(test_memory_glob_match_cases),

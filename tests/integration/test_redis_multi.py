@@ -1,0 +1,286 @@
+"""Two respcache instances sharing one Redis behind one Nginx upstream, for
+CACHE_PROVIDER=redis and tiered: read-your-writes across instances, Redis
+stopped (and frozen) under a bounded load of reads and writes, the tiered
+L1 really answering locally, and the tiered L1 never serving across a
+dropped subscription."""
+
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+import multi  # noqa: E402
+from harness import RCTestCase  # noqa: E402
+from redis_harness import RedisServer, fcgi_request  # noqa: E402
+
+ENV = None
+R = None
+TMP = None
+# A miss that finds another instance's lock polls for the entry this long.
+# A lock SET that timed out while Redis was frozen can land when it thaws
+# and hold such waiters for the whole wait (the provider releases it as soon
+# as it can, but a waiter does not retry the lock), so the latency bound
+# below is command timeout + this + slack.
+SINGLEFLIGHT_WAIT_MS = 1000
+COMMAND_TIMEOUT_MS = 500
+
+
+def setUpModule():
+    global ENV, R, TMP
+    TMP = tempfile.mkdtemp(prefix="rc-it-redismulti-")
+    os.chmod(TMP, 0o755)
+    R = RedisServer(TMP).start()
+    try:
+        ENV = harness.module_env(env=R.respcache_env("redis"), threads=4)
+    except BaseException:
+        R.stop()
+        raise
+
+
+def tearDownModule():
+    try:
+        if ENV is not None:
+            ENV.stop()
+    finally:
+        if R is not None:
+            R.stop()
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+def redis_calls(cmd):
+    """How many times Redis has run cmd (INFO commandstats)."""
+    info = R.cli("INFO", "commandstats").decode()
+    for line in info.splitlines():
+        if line.startswith("cmdstat_%s:" % cmd):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+class TwoInstances:
+    """Mixin: A (the harness's daemon) and B share Redis; Nginx balances over
+    both. Subclasses set PROVIDER."""
+
+    PROVIDER = None
+
+    @classmethod
+    def setUpClass(cls):
+        R.cli("FLUSHALL")
+        cls.env.restart_respcache(env={"CACHE_PROVIDER": cls.PROVIDER,
+                                       "REDIS_BREAKER_OPEN_MS": "300",
+                                       "CACHE_SINGLEFLIGHT_WAIT_MS": str(SINGLEFLIGHT_WAIT_MS)})
+        cls.b = multi.Instance(cls.env, "b").start()
+        multi.nginx_upstream(cls.env, [cls.env.rc_sock, cls.b.sock])
+        cls.env.wait_ready()
+
+    @classmethod
+    def tearDownClass(cls):
+        multi.nginx_upstream(cls.env, None)
+        cls.b.stop()
+        if R.proc is None:
+            R.start()
+        cls.env.restart_respcache(env={"CACHE_PROVIDER": "redis", "REDIS_BREAKER_OPEN_MS": None,
+                                       "CACHE_SINGLEFLIGHT_WAIT_MS": None})
+
+    def a(self, method, uri, body=None):
+        return fcgi_request(self.env.rc_sock, method, uri, body)
+
+    def bb(self, method, uri, body=None):
+        return fcgi_request(self.b.sock, method, uri, body)
+
+    def warm(self, path):
+        """Cached, and (tiered) in both instances' L1."""
+        for get in (self.a, self.bb, self.a, self.bb, self.a, self.bb):
+            self.assertStatus(get("GET", path), 200, "warming " + path)
+        for get, who in ((self.a, "A"), (self.bb, "B")):
+            self.assertXCache(get("GET", path), "HIT", "%s warmed on %s" % (path, who))
+
+    def test_read_your_writes_across_instances(self):
+        for i in range(20):
+            uid = self.env.claim_user()
+            p = "/api/users/%d" % uid
+            self.warm(p)
+            write, read = (self.a, self.bb) if i % 2 == 0 else (self.bb, self.a)
+            name = "RYW %s %d" % (self.PROVIDER, i)
+            r = write("PATCH", p, {"name": name})
+            self.assertStatus(r, 200, "PATCH")
+            self.assertNotIn("x-cache-invalidation", r.headers)
+            r = read("GET", p)
+            self.assertStatus(r, 200)
+            self.assertEqual(r.json()["name"], name,
+                             "a write through one instance must be read back through the other "
+                             "at once (round %d, %r)" % (i, r))
+        # Settings: one shared tag, written through B, read through A.
+        self.warm("/api/settings")
+        self.assertStatus(self.bb("PUT", "/api/settings/ryw_%s" % self.PROVIDER,
+                                  {"value": {"n": 1}}), 200)
+        s = self.a("GET", "/api/settings").json()
+        self.assertEqual(s.get("ryw_%s" % self.PROVIDER), {"n": 1})
+
+    def test_read_your_writes_through_nginx(self):
+        for i in range(10):
+            uid = self.env.claim_user()
+            p = "/api/users/%d" % uid
+            for _ in range(4):
+                self.get(p)
+            name = "Nginx %s %d" % (self.PROVIDER, i)
+            self.assertStatus(self.req("PATCH", p, {"name": name}), 200)
+            for k in range(4):  # round-robin: both instances answer
+                self.assertEqual(self.get(p).json()["name"], name, "GET %d after PATCH" % k)
+
+    def load(self, outage, seconds=7.0, nthreads=6):
+        """Bounded GET/PATCH load through Nginx while outage(stop_event)
+        runs. Returns (results, last name written per user)."""
+        uids = [self.env.claim_user() for _ in range(12)]
+        for uid in uids:
+            self.get("/api/users/%d" % uid)
+        results, last, lock = [], {}, threading.Lock()
+        stop = threading.Event()
+        t0 = time.monotonic()
+
+        def worker(k):
+            c = self.env.client()
+            rnd = random.Random(k)
+            n = 0
+            while not stop.is_set():
+                uid = rnd.choice(uids)
+                p = "/api/users/%d" % uid
+                n += 1
+                try:
+                    ts = time.monotonic() - t0
+                    if n % 5 == 0:
+                        name = "W%d-%d" % (k, n)
+                        with lock:  # one writer per user at a time: "last" is exact
+                            r = c.request("PATCH", p, {"name": name})
+                            if r.status == 200:
+                                last[uid] = name
+                        results.append(("PATCH", r.status, r, ts))
+                    else:
+                        r = c.request("GET", p)
+                        results.append(("GET", r.status, r, ts))
+                except Exception as e:  # noqa: BLE001 - a failed request is a result
+                    results.append(("ERR", 0, repr(e)))
+            c.close()
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(nthreads)]
+        for t in threads:
+            t.start()
+        try:
+            outage(seconds)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        return results, last
+
+    def check_load(self, results, last, what):
+        bad = [r for r in results if r[1] >= 500 or r[0] == "ERR"]
+        self.assertFalse(bad[:5], "%s: no 5xx and no failed request (%d of %d)"
+                         % (what, len(bad), len(results)))
+        writes = [r for r in results if r[0] == "PATCH"]
+        self.assertTrue(writes, "the load must include writes")
+        self.assertTrue(all(r[1] == 200 for r in writes), "%s: every write must succeed" % what)
+        gets = [r for r in results if r[0] == "GET"]
+        self.assertTrue(any(r[2].headers.get("x-cache") == "BYPASS" for r in gets),
+                        "%s: some reads must have bypassed Redis while it was away" % what)
+        # After the outage every read, through either instance, is the last write.
+        for uid, name in last.items():
+            for get in (self.a, self.bb):
+                self.assertEqual(get("GET", "/api/users/%d" % uid).json()["name"], name,
+                                 "%s: after Redis returned, user %d" % (what, uid))
+
+    def hits_within(self, seconds, what):
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        t0 = time.monotonic()
+        seen = []
+        while time.monotonic() - t0 < seconds:
+            r = self.get(p)
+            self.assertStatus(r, 200)
+            seen.append(r.headers.get("x-cache"))
+            if seen[-1] == "HIT":
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        self.fail("%s: no HIT within %.0f s of Redis returning: %r" % (what, seconds, seen[-20:]))
+
+    def test_redis_stopped_under_load(self):
+        back = {}
+
+        def outage(seconds):
+            time.sleep(1.5)
+            R.stop()  # SIGTERM: connections close at once
+            time.sleep(2.5)
+            R.start()
+            back["t"] = self.hits_within(5, "stopped")
+            time.sleep(max(0.0, seconds - 4.0 - back["t"]))
+
+        results, last = self.load(outage)
+        self.check_load(results, last, "Redis stopped")
+
+    def test_redis_frozen_under_load(self):
+        """SIGSTOP: connections stay open and answer nothing, so only the
+        timeouts and the breaker keep requests moving."""
+        def outage(seconds):
+            time.sleep(1.5)
+            os.kill(R.pid, signal.SIGSTOP)
+            try:
+                time.sleep(3.0)
+            finally:
+                os.kill(R.pid, signal.SIGCONT)
+            self.hits_within(5, "frozen")
+            time.sleep(1.0)
+
+        results, last = self.load(outage)
+        self.check_load(results, last, "Redis frozen")
+        slow = sorted(((round(r[2].elapsed, 2), r[0], r[2].headers.get("x-cache"), round(r[3], 2))
+                       for r in results if r[2].elapsed > 1.0), reverse=True)
+        bound = (COMMAND_TIMEOUT_MS + SINGLEFLIGHT_WAIT_MS) / 1000.0 + 1.0
+        self.assertFalse(slow[:1] and slow[0][0] > bound,
+                         "a frozen Redis may cost a request a timeout and a single-flight wait, no "
+                         "more (%.1f s): %d over 1 s, "
+                         "slowest (elapsed, method, x-cache, started at): %r" % (bound, len(slow), slow[:10]))
+
+
+class RedisTwoInstances(TwoInstances, RCTestCase):
+    PROVIDER = "redis"
+
+
+class TieredTwoInstances(TwoInstances, RCTestCase):
+    PROVIDER = "tiered"
+
+    def test_l1_answers_without_redis(self):
+        p = "/api/users/%d" % self.env.claim_user()
+        self.warm(p)
+        before = redis_calls("get")
+        for _ in range(50):
+            self.assertXCache(self.bb("GET", p), "HIT")
+        self.assertLess(redis_calls("get") - before, 5,
+                        "tiered: warm hits must come from L1, not from a Redis GET each")
+
+    def test_l1_not_served_across_a_dropped_subscription(self):
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        self.warm(p)
+        # Invalidate behind respcache's back, with no message published, at
+        # the moment the subscriptions drop: only the resynchronisation on
+        # resubscribe (or L1 being skipped while down) prevents a stale HIT.
+        R.cli("CLIENT", "KILL", "TYPE", "pubsub")
+        self.env.psql("UPDATE users SET name = 'Behind the back' WHERE id = %d" % uid)
+        R.cli("INCR", "rc:tag:user:%d" % uid)
+        for get, who in ((self.a, "A"), (self.bb, "B")):
+            r = get("GET", p)
+            self.assertEqual(r.json()["name"], "Behind the back",
+                             "%s must not serve its L1 entry across a dropped subscription (%r)"
+                             % (who, r))
+        deadline = time.monotonic() + 5
+        while b'"event":"redis_subscribed"' not in open(self.b.log, "rb").read().split(
+                b"redis_subscription_lost")[-1]:
+            self.assertLess(time.monotonic(), deadline, "B must resubscribe within 5 s")
+            time.sleep(0.05)
+        self.warm(p)
