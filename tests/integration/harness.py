@@ -207,7 +207,7 @@ class Env:
         self.repo = repo
         self.problems = []      # daemon exit/sanitizer findings, raised by stop()
         self.rc_log_checked = 0  # log bytes already scanned for sanitizer reports
-        self.bin = os.environ.get("RESPCACHE_BIN") or os.path.join(repo, "respcache")
+        self.bin = os.path.abspath(os.environ.get("RESPCACHE_BIN") or os.path.join(repo, "respcache"))
         self.threads = threads
         self.extra_env = dict(env or {})
         self.config_overrides = config_overrides

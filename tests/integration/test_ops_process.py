@@ -395,7 +395,7 @@ class Systemd(RCTestCase):
                 with open(p) as f:
                     text = f.read()
                 # verify checks that ExecStart's binary exists: point it at the built one.
-                text = re.sub(r"(?m)^(ExecStart=[-@:+!]*)(\S+)", lambda m: m.group(1) + self.env.bin, text)
+                text = re.sub(r"(?m)^(ExecStart=[-@:+!]*)(\S+)", lambda m: m.group(1) + os.path.abspath(self.env.bin), text)
                 dst = os.path.join(tmp, os.path.basename(p))
                 with open(dst, "w") as f:
                     f.write(text)
