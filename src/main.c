@@ -266,7 +266,7 @@ int main(int argc, char **argv)
         start_failed(err);
         goto out;
     }
-    server = server_create(cfg, handler, listen_fd, err);
+    server = server_create(cfg, handler, listen_fd, listen_spec != NULL, err);
     if (server == NULL || server_start(server, err) < 0) {
         start_failed(err);
         goto out;

@@ -65,6 +65,7 @@ struct conn {
     struct loop *loop;
     struct conn *prev, *next; /* the loop's list, under loop->lock */
     atomic_bool busy;         /* a worker owns it (not armed in epoll) */
+    int64_t idle_since_ms;    /* when it was last armed (under loop->lock for workers) */
     struct rc_request rq;
     struct handler_state hs;
 };
@@ -84,6 +85,7 @@ struct server {
     struct handler *handler;
     struct workers *workers;
     int listen_fd;
+    bool owns_listener; /* opened by --listen, not inherited */
     size_t nloops;
     struct loop *loops;
     atomic_bool stopping;
@@ -232,6 +234,7 @@ static void conn_free(struct conn *c)
 static void conn_arm(struct conn *c, int op)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
+    c->idle_since_ms = rc_mono_ms();
     if (epoll_ctl(c->loop->epfd, op, c->req.ipcFd, &ev) < 0) {
         log_msg(LOG_ERROR, "epoll_ctl_failed", "\"error\":\"%s\"", strerror(errno));
         conn_free(c);
@@ -273,6 +276,7 @@ static void conn_finish(struct conn *c)
         conn_free_locked(c);
     } else {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
+        c->idle_since_ms = rc_mono_ms();
         atomic_store(&c->busy, false);
         if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, c->req.ipcFd, &ev) < 0) {
             log_msg(LOG_ERROR, "epoll_ctl_failed", "\"error\":\"%s\"", strerror(errno));
@@ -400,34 +404,45 @@ static void on_accept(struct loop *l)
     }
 }
 
-/* At stop: close every kept-alive connection that is idle. Nginx retries a
- * request whose cached connection turns out closed, on another server of
- * the upstream, so no client sees the stop. Busy ones are closed by their
- * worker when the response is out (conn_finish). */
-static void close_idle(struct loop *l)
+/* Close the kept-alive connections that have been idle since before
+ * `idle_before` (all idle ones for INT64_MAX). Returns how many
+ * connections remain on the loop. */
+static size_t close_idle(struct loop *l, int64_t idle_before)
 {
-    size_t closed = 0;
+    size_t left = 0;
     pthread_mutex_lock(&l->lock);
     for (struct conn *c = l->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (atomic_load(&c->busy))
+        if (atomic_load(&c->busy) || c->idle_since_ms >= idle_before) {
+            left++;
             continue;
+        }
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->req.ipcFd, NULL);
         conn_free_locked(c);
-        closed++;
     }
     pthread_mutex_unlock(&l->lock);
-    log_msg(LOG_DEBUG, "loop_stopped", "\"idle_closed\":%zu", closed);
+    return left;
 }
+
+/* The drain. Nginx retries a GET whose cached connection turns out
+ * closed, but not a POST or PATCH it has already written (non-idempotent).
+ * So a connection is never closed while Nginx may be about to use it:
+ * each one is closed right after its next response (conn_finish, with the
+ * end-of-request record), and only connections idle for DRAIN_IDLE_MS,
+ * which Nginx's most-recently-used keepalive cache is not handing out, are
+ * closed unasked. After DRAIN_LOOP_MS the rest are closed regardless. */
+#define DRAIN_IDLE_MS 300
+#define DRAIN_LOOP_MS 5000
 
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
     struct epoll_event evs[MAX_EVENTS];
     bool stop = false;
+    int64_t drain_until = 0;
 
     while (!stop) {
-        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, -1);
+        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, drain_until ? 50 : -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -438,15 +453,25 @@ static void *loop_main(void *arg)
          * sweep below would free. */
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p == &l->wake_fd)
-                stop = true;
-            else if (p == &l->srv->listen_fd)
+            if (p == &l->wake_fd) {
+                uint64_t v; /* level-triggered: consume it, or the drain spins */
+                if (read(l->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                    log_msg(LOG_WARN, "wake_read_failed", NULL);
+                if (drain_until == 0)
+                    drain_until = rc_mono_ms() + DRAIN_LOOP_MS;
+            } else if (p == &l->srv->listen_fd) {
                 on_accept(l);
-            else
+            } else {
                 on_readable(l, p);
+            }
+        }
+        if (drain_until != 0) {
+            int64_t now = rc_mono_ms();
+            stop = close_idle(l, now - DRAIN_IDLE_MS) == 0 || now >= drain_until;
         }
     }
-    close_idle(l);
+    close_idle(l, INT64_MAX);
+    log_msg(LOG_DEBUG, "loop_stopped", NULL);
     return NULL;
 }
 
@@ -493,7 +518,7 @@ static void worker_fini(void *ctx)
 /* ---- lifecycle ---------------------------------------------------------- */
 
 struct server *server_create(const struct rc_config *cfg, struct handler *h, int listen_fd,
-                             char *errbuf)
+                             bool owns_listener, char *errbuf)
 {
     struct server *s = calloc(1, sizeof(*s));
 
@@ -504,6 +529,7 @@ struct server *server_create(const struct rc_config *cfg, struct handler *h, int
     s->cfg = cfg;
     s->handler = h;
     s->listen_fd = listen_fd;
+    s->owns_listener = owns_listener;
     s->nloops = (size_t)cfg->loops;
     s->loops = calloc(s->nloops, sizeof(struct loop));
     if (s->loops == NULL) {
@@ -556,11 +582,15 @@ void server_stop(struct server *s, int drain_ms)
     int64_t deadline = rc_mono_ms() + drain_ms;
 
     atomic_store(&s->stopping, true);
-    /* Stop accepting, then let each loop close its idle connections and
-     * exit; requests on workers finish and close their own connections. */
+    /* Stop accepting. A socket of our own is shut down, so that Nginx's
+     * new connections are refused (and go to another server) instead of
+     * waiting in a backlog nobody accepts; an inherited one (systemd) stays
+     * open for the next instance. Then the loops drain (see loop_main). */
     for (size_t i = 0; i < s->nloops; i++)
         if (s->loops[i].epfd >= 0)
             epoll_ctl(s->loops[i].epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+    if (s->owns_listener)
+        shutdown(s->listen_fd, SHUT_RDWR);
     for (size_t i = 0; i < s->nloops; i++) {
         struct loop *l = &s->loops[i];
         uint64_t one = 1;

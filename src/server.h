@@ -16,6 +16,8 @@
 #include "config.h"
 #include "handler.h"
 
+#include <stdbool.h>
+
 struct server;
 
 /* Open a listening socket for "unix:/path" or "host:port" ("[::1]:port").
@@ -26,8 +28,10 @@ int server_listen(const char *spec, char *errbuf) RC_MUSTCHECK;
  * Returns the fd or -1 with errbuf set. */
 int server_inherited_socket(char *errbuf) RC_MUSTCHECK;
 
+/* owns_listener: listen_fd was opened by us (--listen), so stopping may
+ * shut it down; an inherited socket is left open for the next instance. */
 struct server *server_create(const struct rc_config *cfg, struct handler *h, int listen_fd,
-                             char *errbuf) RC_MUSTCHECK;
+                             bool owns_listener, char *errbuf) RC_MUSTCHECK;
 /* Start the loops and the workers. 0 or -1. */
 int server_start(struct server *s, char *errbuf) RC_MUSTCHECK;
 /* Stop accepting, let requests in flight finish (bounded by drain_ms),

@@ -241,10 +241,6 @@ class TwoInstances(RCTestCase):
             self.fail("no GET may fail while one of two instances stops gracefully "
                       "(%d failed; cycles: %s); first ones: %s" % (len(failures), facts, failures[:5]))
 
-    @unittest.skip("known bug, issue 4 stays open: closing idle kept-alive connections at stop "
-                   "races with Nginx writing a PATCH/POST on them, which Nginx does not retry "
-                   "(1-22 lost writes per 6 stops); the drain must close each connection right "
-                   "after a response instead")
     def test_sigterm_one_of_two_instances_under_get_and_patch_load_no_failed_request(self):
         # Six stops in a row, half of the requests PATCHes. Nginx retries a
         # GET whose kept-alive connection the stopping instance closed, but
