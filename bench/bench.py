@@ -1337,6 +1337,40 @@ class Bench:
         }
 
 
+class Replay:
+    """A finished run read back from its results.json, to render results.md
+    and the chart again (bench/run --rewrite) after a change of wording,
+    without measuring again."""
+
+    def __init__(self, path):
+        import calendar
+        with open(path) as f:
+            d = json.load(f)
+        self.quick = d["mode"] == "quick"
+        self.P = d["params"]
+        self.rows = d["rows"]
+        self.facts = d["facts"]
+        self.notes = d["notes"]
+        self.problems = d["problems"]
+        self.pg_settings = d.get("pg_settings", [])
+        self._machine = d["machine"]
+        self.started = d.get("started") or calendar.timegm(
+            time.strptime(d["date"].rsplit(" ", 1)[0], "%Y-%m-%d %H:%M:%S"))
+        self.seconds = d["seconds"]
+        self.args = argparse.Namespace(threads=d.get("threads", 4))
+        self.server_cpu = d.get("server_cpu", 0)
+        self.client_cpu = d.get("client_cpu", 1)
+        self.pin_server = ["taskset"] if d.get("pinned", True) else []
+        self.redone = {k: r["redone"] for k, r in self.rows.items() if r.get("redone")}
+        self.ok = d["ok"]
+
+    def machine(self):
+        return self._machine
+
+    def summarise(self):
+        Bench.summarise(self)
+
+
 def fmt_rps(v):
     return "{:,.0f}".format(v)
 
@@ -1355,14 +1389,18 @@ def write_results(b, out, ok):
     rows = b.rows
     mach = b.machine()
     os.makedirs(out, exist_ok=True)
-    rawdir = os.path.join(out, "raw")
-    shutil.rmtree(rawdir, ignore_errors=True)
-    shutil.copytree(os.path.join(b.work, "raw"), rawdir)
+    if getattr(b, "work", None):  # not when re-rendering (Replay): raw/ is there already
+        rawdir = os.path.join(out, "raw")
+        shutil.rmtree(rawdir, ignore_errors=True)
+        shutil.copytree(os.path.join(b.work, "raw"), rawdir)
     data = {"mode": "quick" if b.quick else "full", "ok": ok, "problems": b.problems,
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(b.started)),
-            "seconds": round(time.time() - b.started), "params": P, "machine": mach,
+            "started": b.started,
+            "seconds": getattr(b, "seconds", None) or round(time.time() - b.started),
+            "params": P, "machine": mach,
             "pg_settings": getattr(b, "pg_settings", []), "rows": rows, "facts": b.facts,
-            "notes": b.notes, "threads": b.args.threads}
+            "notes": b.notes, "threads": b.args.threads, "pinned": bool(b.pin_server),
+            "server_cpu": b.server_cpu, "client_cpu": b.client_cpu}
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(data, f, indent=1, default=str)
 
@@ -1511,8 +1549,9 @@ def write_results(b, out, ok):
         L.append("## %d concurrent requests on one cold key" % bu["requests"])
         L.append("")
         for r in bu["runs"]:
-            L.append("- `%s` on a freshly started respcache: **%d** PostgreSQL queries; X-Cache %s; "
-                     "all answered in %.1f ms." % (r["path"], r["queries"], ", ".join(
+            L.append("- `%s` on a freshly started respcache: **%d** PostgreSQL quer%s; X-Cache %s; "
+                     "all answered in %.1f ms." % (r["path"], r["queries"],
+                                                   "y" if r["queries"] == 1 else "ies", ", ".join(
                          "%s×%d" % (k, v) for k, v in sorted(r["x_cache"].items(), key=str)),
                          r["seconds"] * 1000))
         if bu["queries_median"] > 1:
@@ -1650,7 +1689,8 @@ def targets(b):
     bu = f.get("burst")
     if bu:
         q = bu["queries_median"]
-        out.append(("1 query for the cold-key burst", "%g queries for %d requests" % (q, bu["requests"]),
+        out.append(("1 query for the cold-key burst", "%g quer%s for %d requests" % (
+            q, "y" if q == 1 else "ies", bu["requests"]),
                     "met" if q <= 1 else "**missed** (no single-flight yet)"))
     ratio_target("hit at 1M entries within 10% of 1k", "scale_big", "scale_small", 0.9)
     bp = f.get("bump")
@@ -1708,7 +1748,7 @@ set xrange [-0.6:*]
 set ylabel "req/s"
 set xtics rotate by -35 nomirror
 set bmargin 7
-set rmargin 8
+set rmargin 11
 set key off
 plot '%s' using 1:3:4:5:(0.35):xticlabels(2) with boxerrorbars lc rgb "#4477aa", \\
      '' using 1:3:(sprintf("%%.0f", $3)) with labels offset 0,0.8 font ",8"
@@ -1724,9 +1764,11 @@ plot '%s' using 1:3:4:5:(0.35):xticlabels(2) with boxerrorbars lc rgb "#4477aa",
 def main():
     ap = argparse.ArgumentParser(description="respcache benchmarks (use bench/run)")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--respcache", required=True)
-    ap.add_argument("--noop", required=True)
+    ap.add_argument("--respcache")
+    ap.add_argument("--noop")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--rewrite", action="store_true",
+                    help="render OUT/results.md and the chart again from OUT/results.json")
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--users", type=int)
     ap.add_argument("--runs", type=int)
@@ -1736,6 +1778,13 @@ def main():
     ap.add_argument("--sections", default="hits,misses,mixed,burst,scale,rss")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
+    if args.rewrite:
+        r = Replay(os.path.join(args.out, "results.json"))
+        write_results(r, args.out, r.ok)
+        say("rewrote %s/results.md and chart.png" % args.out)
+        return 0
+    if not args.respcache or not args.noop:
+        ap.error("--respcache and --noop are required")
 
     def on_signal(signum, frame):
         raise Interrupted("signal %d" % signum)
