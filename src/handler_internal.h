@@ -74,6 +74,10 @@ bool handler_key_and_tags(const struct route *route, struct handler_state *st);
  * answered; otherwise st->gens hold the generations read. */
 bool handler_read_lookup(struct handler *h, struct handler_state *st, const struct rc_request *req,
                          const struct rc_io *io);
+/* The event loop's lookup for a remote provider with get_local (tiered's
+ * L1): answers a fresh local entry (HIT) and nothing else. */
+bool handler_read_local(struct handler *h, struct handler_state *st, const struct rc_request *req,
+                        const struct rc_io *io);
 /* A GET on a database worker: the lookup for remote providers, then
  * single-flight, the query, the store, stale-if-error. */
 void handler_read_slow(struct handler *h, struct handler_worker *w, struct handler_state *st,

@@ -23,11 +23,13 @@
  * stale-if-error or 503 at once instead of queueing more doomed queries.
  * A provider with a lock op (Redis) extends this across instances: the
  * leader also takes the key's shared lock, or polls for the entry another
- * instance is filling. A stale key gets one queued refresh at a time (a
- * claim in a second table, which nobody waits on: a refresh may sit in the
- * queue behind requests); once running, the refresh leads the key's flight
- * like a miss, first looks again, and skips the query when another fill
- * got there first.
+ * instance is filling (taking the lock over when its holder is done), and
+ * a refresh or a warm-up fill skips a key whose lock another instance
+ * holds. A stale key gets one queued refresh at a time (a claim in a
+ * second table, which nobody waits on: a refresh may sit in the queue
+ * behind requests); once running, the refresh leads the key's flight like
+ * a miss, first looks again, and skips the query when another fill got
+ * there first.
  *
  * Every fill records the generations read BEFORE its query (DESIGN.md), so
  * a write that commits meanwhile makes the new entry invalid at birth; the
@@ -230,6 +232,26 @@ bool handler_read_lookup(struct handler *h, struct handler_state *st, const stru
     return lookup(h, st, req, io, false);
 }
 
+bool handler_read_local(struct handler *h, struct handler_state *st, const struct rc_request *req,
+                        const struct rc_io *io)
+{
+    struct cache *c = h->cache;
+    struct cache_value v;
+    struct entry_view e;
+    uint64_t now;
+    bool served = false;
+
+    if (c->ops->get_local(c->self, st->key, st->klen, st->tags, st->ntags, &v, st->gens) != 1)
+        return false;
+    now = (uint64_t)rc_wall_ms();
+    if (entry_decode(v.data, v.len, &e) == 0 && classify(st, &e, now) == ENTRY_FRESH) {
+        answer(h, st, req, io, &e, now, false);
+        served = true;
+    }
+    c->ops->release(c->self, &v);
+    return served;
+}
+
 /* The database cannot answer now: stale-if-error, else 503. */
 static void unavailable(struct handler *h, struct handler_state *st, const struct rc_request *req,
                         const struct rc_io *io, const char *message)
@@ -339,29 +361,49 @@ static void store(struct handler *h, struct handler_worker *w, struct handler_st
 
 /* ---- the slow stage ----------------------------------------------------- */
 
-/* Across instances (a provider with a lock op): take the key's shared lock
- * (*locked), or poll for the entry another instance is filling, bounded
- * by the single-flight wait. True when the request was answered. */
+/* The key's lock shared across instances (a provider with a lock op):
+ * 1 taken (unlock it after the fill), 0 held by another instance, -1 no
+ * such op or an error (go on without it). Held at most a query's time. */
+static int remote_lock(struct handler *h, struct handler_worker *w, struct handler_state *st)
+{
+    struct cache *c = h->cache;
+
+    if (c->ops->lock == NULL)
+        return -1;
+    return c->ops->lock(c->self, st->key, st->klen, w->lock_token,
+                        (int64_t)h->cfg->db_statement_timeout_ms + 1000);
+}
+
+static void remote_unlock(struct handler *h, struct handler_worker *w, struct handler_state *st)
+{
+    (void)h->cache->ops->unlock(h->cache->self, st->key, st->klen, w->lock_token);
+}
+
+/* Across instances: take the key's shared lock (*locked), or poll for the
+ * entry another instance is filling, bounded by the single-flight wait.
+ * A poll that finds no entry tries the lock again: its holder is done
+ * (its entry born invalid, or its query failed) or gone, and this request
+ * leads instead of waiting out the bound. True when answered. */
 static bool remote_flight(struct handler *h, struct handler_worker *w, struct handler_state *st,
                           const struct rc_request *req, const struct rc_io *io, bool *locked)
 {
-    struct cache *c = h->cache;
-    int64_t lock_ms = (int64_t)h->cfg->db_statement_timeout_ms + 1000;
     int64_t deadline = rc_mono_ms() + h->cfg->cache_singleflight_wait_ms;
-    int lr = c->ops->lock(c->self, st->key, st->klen, w->lock_token, lock_ms);
+    int lr = remote_lock(h, w, st);
 
-    *locked = lr == 1;
-    if (lr != 0)
-        return false;
-    while (rc_mono_ms() < deadline && st->cacheable) {
+    while (lr == 0 && rc_mono_ms() < deadline && st->cacheable) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = REMOTE_POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
         if (lookup(h, st, req, io, false)) {
             metrics_singleflight_wait(h->metrics, 0);
             return true;
         }
+        lr = remote_lock(h, w, st);
+        if (lr != 0)
+            metrics_singleflight_wait(h->metrics, 0);
     }
-    metrics_singleflight_wait(h->metrics, 1);
+    *locked = lr == 1;
+    if (lr == 0)
+        metrics_singleflight_wait(h->metrics, 1);
     return false;
 }
 
@@ -377,7 +419,7 @@ static void read_and_answer(struct handler *h, struct handler_worker *w, struct 
     if (rc == 0 && st->cacheable)
         store(h, w, st, &fl);
     if (locked)
-        (void)h->cache->ops->unlock(h->cache->self, st->key, st->klen, w->lock_token);
+        remote_unlock(h, w, st);
     /* Waiters look again now: the entry is in place (or the query failed). */
     flight_end(h, f, rc == 503);
     if (rc == 503) {
@@ -483,22 +525,27 @@ static void refresh(struct handler *h, struct handler_worker *w, struct handler_
     struct entry_view e;
     struct fill fl;
     char err[RC_ERRBUF];
-    int rc;
+    int rc, locked;
 
     if (singleflight_try(h->sf, st->key, st->klen, &f) != SINGLEFLIGHT_LEADER)
         return;
     metrics_singleflight_inflight(h->metrics, 1);
+    locked = remote_lock(h, w, st);
+    if (locked == 0) {
+        flight_end(h, f, false); /* another instance is refreshing it */
+        return;
+    }
     rc = fetch(h, st, &v, &e);
     if (rc < 0) {
         flight_end(h, f, false); /* the generations are unknown: nothing may be stored */
-        return;
+        goto out;
     }
     if (rc == 1) {
         enum entry_state s = classify(st, &e, (uint64_t)rc_wall_ms());
         h->cache->ops->release(h->cache->self, &v);
         if (s == ENTRY_FRESH) {
             flight_end(h, f, false);
-            return;
+            goto out;
         }
     }
     rc = fill(h, w, st, &fl, err);
@@ -509,6 +556,9 @@ static void refresh(struct handler *h, struct handler_worker *w, struct handler_
         log_msg(LOG_WARN, "refresh_failed", "\"route\":\"%s\",\"status\":%d", st->m.route->name,
                 rc);
     flight_end(h, f, rc == 503);
+out:
+    if (locked == 1)
+        remote_unlock(h, w, st);
 }
 
 void handler_task_run(struct handler *h, struct handler_worker *w, struct handler_task *t)
@@ -538,7 +588,7 @@ int handler_warm(struct handler *h, struct handler_worker *w, struct handler_sta
     struct entry_view e;
     struct fill fl;
     char err[RC_ERRBUF] = "";
-    int rc, stored = 0;
+    int rc, locked, stored = 0;
 
     if (h->cache == NULL)
         return rc_err(errbuf, "no cache provider");
@@ -557,17 +607,23 @@ int handler_warm(struct handler *h, struct handler_worker *w, struct handler_sta
     if (singleflight_try(h->sf, st->key, st->klen, &f) != SINGLEFLIGHT_LEADER)
         return 0; /* a request is filling it right now */
     metrics_singleflight_inflight(h->metrics, 1);
+    locked = remote_lock(h, w, st);
+    if (locked == 0) {
+        flight_end(h, f, false); /* another instance is filling it right now */
+        return 0;
+    }
     rc = fetch(h, st, &v, &e);
     if (rc < 0) {
         flight_end(h, f, false);
-        return rc_err(errbuf, "the cache is unavailable");
+        stored = rc_err(errbuf, "the cache is unavailable");
+        goto out;
     }
     if (rc == 1) {
         enum entry_state s = classify(st, &e, (uint64_t)rc_wall_ms());
         h->cache->ops->release(h->cache->self, &v);
         if (s == ENTRY_FRESH) {
             flight_end(h, f, false);
-            return 0;
+            goto out;
         }
     }
     rc = fill(h, w, st, &fl, err);
@@ -577,6 +633,9 @@ int handler_warm(struct handler *h, struct handler_worker *w, struct handler_sta
     }
     flight_end(h, f, rc == 503);
     if (rc != 0)
-        return rc_err(errbuf, "%.128s: %s", uri, err);
+        stored = rc_err(errbuf, "%.128s: %s", uri, err);
+out:
+    if (locked == 1)
+        remote_unlock(h, w, st);
     return stored;
 }

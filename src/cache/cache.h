@@ -97,6 +97,12 @@ struct cache_ops {
      * released by its former holder. NULL: single-flight is per process. */
     int (*lock)(void *self, const char *key, size_t klen, uint64_t token, int64_t ttl_ms);
     int (*unlock)(void *self, const char *key, size_t klen, uint64_t token);
+    /* A remote provider's get() from this process's memory alone (tiered:
+     * L1), never waiting on the network, so the handler calls it on the
+     * event loop. 1: found (*val and gens[] set, as get()); 0: not here,
+     * get() from a worker decides. */
+    int (*get_local)(void *self, const char *key, size_t klen, const struct rc_str *tags,
+                     size_t ntags, struct cache_value *val, uint64_t *gens);
 };
 
 struct cache {

@@ -22,8 +22,6 @@
  */
 #include "entry.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #define ENTRY_MAGIC0   'R'
@@ -215,7 +213,16 @@ uint64_t entry_hash(const void *data, size_t len)
 
 void entry_etag(uint64_t hash, char *out)
 {
-    snprintf(out, ENTRY_ETAG_LEN + 1, "\"%016" PRIx64 "\"", hash);
+    static const char hex[] = "0123456789abcdef";
+
+    /* Every hit formats one: a table, not snprintf ("%016" PRIx64). */
+    out[0] = '"';
+    for (int i = 16; i >= 1; i--) {
+        out[i] = hex[hash & 0xf];
+        hash >>= 4;
+    }
+    out[17] = '"';
+    out[18] = '\0';
 }
 
 bool entry_gens_match(const struct entry_view *e, const uint64_t *gens, size_t n)
