@@ -65,7 +65,7 @@ struct conn {
     struct loop *loop;
     struct conn *prev, *next; /* the loop's list, under loop->lock */
     atomic_bool busy;         /* a worker owns it (not armed in epoll) */
-    int64_t idle_since_ms;    /* when it was last armed (under loop->lock for workers) */
+    int request_id;           /* of its last request: the drain's nudge names it */
     struct rc_request rq;
     struct handler_state hs;
 };
@@ -76,8 +76,9 @@ struct loop {
     int wake_fd; /* eventfd: stop */
     pthread_t thread;
     bool started;
-    pthread_mutex_t lock; /* guards conns: taken on open/close, not per request */
+    pthread_mutex_t lock; /* guards conns and done: taken on open/close, not per request */
     struct conn *conns;
+    bool done; /* the loop has exited: a connection a worker finishes is closed */
 };
 
 struct server {
@@ -234,14 +235,33 @@ static void conn_free(struct conn *c)
 static void conn_arm(struct conn *c, int op)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
-    c->idle_since_ms = rc_mono_ms();
     if (epoll_ctl(c->loop->epfd, op, c->req.ipcFd, &ev) < 0) {
         log_msg(LOG_ERROR, "epoll_ctl_failed", "\"error\":\"%s\"", strerror(errno));
         conn_free(c);
     }
 }
 
-/* Finish the response; keep the connection if Nginx asked to, else free. */
+/* The drain's nudge: an empty FCGI_STDERR record on a kept-alive
+ * connection, sent after its last response. Nginx closes a cached upstream
+ * connection that has anything to read (its keepalive close handler), and
+ * does not cache one whose end-of-request record arrived with bytes behind
+ * it; if it already took the connection for a new request, it skips an
+ * empty stderr record before the response. So Nginx closes the connection
+ * itself, and never writes a request into one that respcache closed: the
+ * race that a server-side close has with a POST or PATCH, which Nginx
+ * does not retry. False when the send failed (close it then). */
+static bool conn_nudge(struct conn *c)
+{
+    unsigned char rec[8] = {
+        1, 7, (unsigned char)(c->request_id >> 8), (unsigned char)(c->request_id & 0xff), 0, 0,
+        0, 0};
+    return send(c->req.ipcFd, rec, sizeof(rec), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+           (ssize_t)sizeof(rec);
+}
+
+/* Finish the response; keep the connection if Nginx asked to, else free.
+ * While stopping, a kept connection is nudged (see conn_nudge) and stays
+ * armed until Nginx closes it or the loop's drain ends. */
 static void conn_finish(struct conn *c)
 {
     if (!c->hs.body_consumed && c->req.in != NULL) {
@@ -259,9 +279,10 @@ static void conn_finish(struct conn *c)
     }
     c->req.detached = 1;
     FCGX_Finish_r(&c->req);
+    bool stopping = atomic_load(&c->loop->srv->stopping);
     if (!atomic_load(&c->busy)) {
-        /* On its loop: the loop itself sweeps idle connections at stop. */
-        if (c->req.ipcFd < 0 || atomic_load(&c->loop->srv->stopping))
+        /* On its loop, which is running. */
+        if (c->req.ipcFd < 0 || (stopping && !conn_nudge(c)))
             conn_free(c);
         else
             conn_arm(c, EPOLL_CTL_MOD);
@@ -269,14 +290,14 @@ static void conn_finish(struct conn *c)
     }
     /* On a worker: decide under the loop's lock, so that the loop's
      * stop-time sweep sees the connection either busy (and leaves it to
-     * us) or armed and idle (and closes it). */
+     * us) or armed (and closes it), and so that a loop that has exited
+     * gets nothing armed. */
     struct loop *l = c->loop; /* c may be freed below */
     pthread_mutex_lock(&l->lock);
-    if (c->req.ipcFd < 0 || atomic_load(&l->srv->stopping)) {
+    if (c->req.ipcFd < 0 || l->done || (stopping && !conn_nudge(c))) {
         conn_free_locked(c);
     } else {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = c};
-        c->idle_since_ms = rc_mono_ms();
         atomic_store(&c->busy, false);
         if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, c->req.ipcFd, &ev) < 0) {
             log_msg(LOG_ERROR, "epoll_ctl_failed", "\"error\":\"%s\"", strerror(errno));
@@ -304,9 +325,10 @@ static void fill_request(struct conn *c)
 #undef W
     };
     memset(&c->rq, 0, sizeof(c->rq));
+    /* The first letter sorts out most pairs before strncmp (on every hit). */
     for (char **e = c->req.envp; e != NULL && *e != NULL; e++)
         for (size_t i = 0; i < RC_ARRAY_LEN(wanted); i++)
-            if (strncmp(*e, wanted[i].name, wanted[i].len) == 0) {
+            if ((*e)[0] == wanted[i].name[0] && strncmp(*e, wanted[i].name, wanted[i].len) == 0) {
                 *(const char **)((char *)&c->rq + wanted[i].offset) = *e + wanted[i].len;
                 break;
             }
@@ -348,6 +370,7 @@ static void on_readable(struct loop *l, struct conn *c)
         conn_free(c);
         return;
     }
+    c->request_id = c->req.requestId;
     fill_request(c);
     if (handler_fast(s->handler, &c->hs, &c->rq, &io) == HANDLER_DONE) {
         conn_finish_then_tasks(c);
@@ -393,6 +416,7 @@ static void on_accept(struct loop *l)
         }
         FCGX_InitRequest(&c->req, -1, 0);
         c->req.ipcFd = fd;
+        c->request_id = 1; /* what Nginx sends on every request */
         c->loop = l;
         pthread_mutex_lock(&l->lock);
         c->next = l->conns;
@@ -404,41 +428,52 @@ static void on_accept(struct loop *l)
     }
 }
 
-/* Close the kept-alive connections that have been idle since before
- * `idle_before` (all idle ones for INT64_MAX). Returns how many
- * connections remain on the loop. */
-static size_t close_idle(struct loop *l, int64_t idle_before)
+/* The connections no worker holds: nudged (close_them false; one the
+ * nudge cannot reach is closed), or all closed and the loop marked done.
+ * Returns how many connections remain on the loop. */
+static size_t sweep_idle(struct loop *l, bool close_them)
 {
     size_t left = 0;
     pthread_mutex_lock(&l->lock);
     for (struct conn *c = l->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (atomic_load(&c->busy) || c->idle_since_ms >= idle_before) {
+        if (atomic_load(&c->busy) || (!close_them && conn_nudge(c))) {
             left++;
             continue;
         }
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->req.ipcFd, NULL);
         conn_free_locked(c);
     }
+    if (close_them)
+        l->done = true;
     pthread_mutex_unlock(&l->lock);
     return left;
 }
 
+static size_t loop_conns(struct loop *l)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&l->lock);
+    for (struct conn *c = l->conns; c != NULL; c = c->next)
+        n++;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
 /* The drain. Nginx retries a GET whose cached connection turns out
- * closed, but not a POST or PATCH it has already written (non-idempotent).
- * So a connection is never closed while Nginx may be about to use it:
- * each one is closed right after its next response (conn_finish, with the
- * end-of-request record), and only connections idle for DRAIN_IDLE_MS,
- * which Nginx's most-recently-used keepalive cache is not handing out, are
- * closed unasked. After DRAIN_LOOP_MS the rest are closed regardless. */
-#define DRAIN_IDLE_MS 300
+ * closed, but not a POST or PATCH it has already written (non-idempotent),
+ * and any close by respcache can cross such a request in flight. So the
+ * drain closes nothing Nginx may still use: every idle connection is
+ * nudged at once and every busy one after its response (conn_nudge), Nginx
+ * closes them, and the loop ends when none is left. After DRAIN_LOOP_MS
+ * the rest are closed regardless (a client that ignores the nudge). */
 #define DRAIN_LOOP_MS 5000
 
 static void *loop_main(void *arg)
 {
     struct loop *l = arg;
     struct epoll_event evs[MAX_EVENTS];
-    bool stop = false;
+    bool stop = false, nudge = false;
     int64_t drain_until = 0;
 
     while (!stop) {
@@ -457,20 +492,24 @@ static void *loop_main(void *arg)
                 uint64_t v; /* level-triggered: consume it, or the drain spins */
                 if (read(l->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                     log_msg(LOG_WARN, "wake_read_failed", NULL);
-                if (drain_until == 0)
+                if (drain_until == 0) {
                     drain_until = rc_mono_ms() + DRAIN_LOOP_MS;
+                    nudge = true;
+                }
             } else if (p == &l->srv->listen_fd) {
                 on_accept(l);
             } else {
                 on_readable(l, p);
             }
         }
-        if (drain_until != 0) {
-            int64_t now = rc_mono_ms();
-            stop = close_idle(l, now - DRAIN_IDLE_MS) == 0 || now >= drain_until;
+        if (nudge) {
+            (void)sweep_idle(l, false);
+            nudge = false;
         }
+        if (drain_until != 0)
+            stop = loop_conns(l) == 0 || rc_mono_ms() >= drain_until;
     }
-    close_idle(l, INT64_MAX);
+    (void)sweep_idle(l, true);
     log_msg(LOG_DEBUG, "loop_stopped", NULL);
     return NULL;
 }
