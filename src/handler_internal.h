@@ -13,6 +13,7 @@
 #include "handler.h"
 #include "singleflight.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* Largest response body a query may produce; past it the request fails
@@ -28,6 +29,7 @@ struct handler {
     struct health *health;           /* may be NULL: the database counts as up */
     struct singleflight *sf;         /* coalesced misses: queries others may wait for */
     struct singleflight *refreshing; /* one queued refresh per key (nobody waits on it) */
+    atomic_int refreshes;            /* queued or running: at most half the workers */
 };
 
 struct handler_worker {

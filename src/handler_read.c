@@ -157,18 +157,30 @@ static void answer(struct handler *h, struct handler_state *st, const struct rc_
     metrics_cache(h->metrics, st->metric_route, stale ? METRICS_STALE : METRICS_HIT);
 }
 
+/* Refreshes queued or running at once: half the database workers (at
+ * least one), so that the others stay free for misses and writes however
+ * many keys go stale together. A key skipped now is refreshed by a later
+ * STALE answer. */
+static int refresh_limit(const struct handler *h)
+{
+    return h->cfg->threads > 1 ? h->cfg->threads / 2 : 1;
+}
+
 /* Hand one refresh of st's key to the server (st->after), unless one is
- * running or the database is known to be down. The allocation happens
- * once per stale key and refresh, never on a fresh hit. */
+ * running, the workers have enough refreshes already, or the database is
+ * known to be down. The allocation happens once per stale key and
+ * refresh, never on a fresh hit. */
 static void schedule_refresh(struct handler *h, struct handler_state *st)
 {
     struct singleflight_flight *f;
     struct handler_task *t;
 
-    if (st->after != NULL ||
+    if (st->after != NULL || atomic_load(&h->refreshes) >= refresh_limit(h) ||
         singleflight_try(h->refreshing, st->key, st->klen, &f) != SINGLEFLIGHT_LEADER)
         return;
-    if (db_known_down(h) || (t = malloc(sizeof(*t))) == NULL) {
+    if (atomic_fetch_add(&h->refreshes, 1) >= refresh_limit(h) || db_known_down(h) ||
+        (t = malloc(sizeof(*t))) == NULL) {
+        atomic_fetch_sub(&h->refreshes, 1);
         singleflight_done(h->refreshing, f, false);
         return;
     }
@@ -564,8 +576,7 @@ out:
 void handler_task_run(struct handler *h, struct handler_worker *w, struct handler_task *t)
 {
     refresh(h, w, &t->st);
-    singleflight_done(h->refreshing, t->claim, false);
-    free(t);
+    handler_task_free(h, t);
 }
 
 void handler_task_free(struct handler *h, struct handler_task *t)
@@ -573,6 +584,7 @@ void handler_task_free(struct handler *h, struct handler_task *t)
     if (t == NULL)
         return;
     singleflight_done(h->refreshing, t->claim, false);
+    atomic_fetch_sub(&h->refreshes, 1);
     free(t);
 }
 

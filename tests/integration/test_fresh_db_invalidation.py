@@ -3,7 +3,8 @@ respcache_notify() triggers publish tags at commit, respcache's LISTEN
 connection bumps them, so writes made with psql (UPDATE, DELETE, and the
 rows an ON DELETE CASCADE removes) show on the next GET within 1 s. When
 the listener's backend is killed, the reconnect bumps "*": nothing cached
-before it is answered as fresh after it.
+before it is answered as fresh after it. With two instances, each with its
+own memory cache and LISTEN connection, a psql write reaches both.
 
 The p99 of the invalidation delay (commit to bump, from the payload's
 timestamp) is read from respcache's histogram after a run of single-row
@@ -17,7 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fresh_harness as fh  # noqa: E402
 import harness  # noqa: E402
+import multi  # noqa: E402
 from harness import RCTestCase  # noqa: E402
+from redis_harness import fcgi_request  # noqa: E402
 
 ENV = None
 BOUND_S = 1.0  # a psql write shows on the next GET within this
@@ -178,3 +181,48 @@ class ListenerReconnect(RCTestCase):
         self.env.psql("UPDATE users SET name = 'Heard Again' WHERE id = %d" % users[1])
         fh.wait_until(lambda: self.get(paths[1]).json()["name"] == "Heard Again", BOUND_S,
                       interval=0.01, what="a psql write after the reconnect")
+
+
+class TwoInstances(RCTestCase):
+    """A (the harness's daemon) and B, each with its own memory cache: only
+    their LISTEN connections tell them about a psql write."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.b = multi.Instance(cls.env, "b").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        status = cls.b.stop()
+        report = cls.b.sanitizer_report()
+        if report is not None:
+            raise AssertionError("instance b: sanitizer report:\n" + report)
+        if status != 0:
+            raise AssertionError("instance b exited with %r on SIGTERM" % status)
+
+    def test_psql_update_and_delete_reach_each_instance_within_1s(self):
+        uid = self.env.insert_user("two")
+        jid = int(self.env.psql("INSERT INTO jobs (user_id, status, payload) VALUES (%d, 'queued', "
+                                "'{}') RETURNING id" % uid)[0][0])
+        user, job = "/api/users/%d" % uid, "/api/jobs/%d" % jid
+        socks = {"A": self.env.rc_sock, "B": self.b.sock}
+        for who, sock in socks.items():
+            for p in (user, job):
+                fcgi_request(sock, "GET", p)
+                self.assertXCache(fcgi_request(sock, "GET", p), "HIT", "%s cached on %s" % (p, who))
+
+        def within(what, path, check):
+            for who, sock in socks.items():
+                fh.wait_until(lambda: check(fcgi_request(sock, "GET", path)), BOUND_S,
+                              interval=0.01, what="%s on %s" % (what, who))
+
+        self.env.psql("UPDATE users SET name = 'Both Renamed' WHERE id = %d" % uid)
+        within("the psql UPDATE of the user", user,
+               lambda r: r.status == 200 and r.json()["name"] == "Both Renamed")
+        self.env.psql("UPDATE jobs SET status = 'failed' WHERE id = %d" % jid)
+        within("the psql UPDATE of the job", job,
+               lambda r: r.status == 200 and r.json()["status"] == "failed")
+        self.env.psql("DELETE FROM jobs WHERE id = %d" % jid)
+        within("the psql DELETE of the job", job, lambda r: r.status == 404)
+        self.env.psql("DELETE FROM users WHERE id = %d" % uid)
+        within("the psql DELETE of the user", user, lambda r: r.status == 404)
