@@ -117,97 +117,39 @@ void handler_worker_free(struct handler_worker *w)
 
 /* ---- responses ---------------------------------------------------------- */
 
-/* The header block of a reply, built with memcpy: this runs on every hit,
- * and snprintf was a third of a hit's user-space instructions (callgrind,
- * bench/results/profile). A header that would not fit is left out whole;
- * the blank line that ends the block always fits. */
-struct hdrs {
-    char data[2048];
-    size_t n;
-};
-
-static void hdr_mem(struct hdrs *b, const char *s, size_t len)
-{
-    if (len > sizeof(b->data) - 2 - b->n)
-        return;
-    memcpy(b->data + b->n, s, len);
-    b->n += len;
-}
-
-#define HDR_LIT(b, lit) hdr_mem((b), (lit), sizeof(lit) - 1)
-
-/* "Name: value\r\n"; name includes ": ". */
-static void hdr_line(struct hdrs *b, const char *name, size_t nlen, const char *v, size_t vlen)
-{
-    if (nlen + vlen + 2 > sizeof(b->data) - 2 - b->n)
-        return;
-    hdr_mem(b, name, nlen);
-    hdr_mem(b, v, vlen);
-    HDR_LIT(b, "\r\n");
-}
-
-#define HDR_STR(b, lit, v) hdr_line((b), (lit), sizeof(lit) - 1, (v), strlen(v))
-
-static void hdr_num(struct hdrs *b, const char *name, size_t nlen, uint64_t v)
-{
-    char d[20];
-    size_t i = sizeof(d);
-
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0 && i > 0);
-    hdr_line(b, name, nlen, d + i, sizeof(d) - i);
-}
-
-#define HDR_NUM(b, lit, v) hdr_num((b), (lit), sizeof(lit) - 1, (v))
-
 void handler_send_reply(const struct rc_io *io, struct handler_state *st, const struct reply *r,
                         const char *body, size_t blen)
 {
-    struct hdrs h;
-    char status[64];
-    const char *text = http_status_text(r->status);
-    size_t tlen = strlen(text);
+    struct http_head h;
     bool has_body = r->status != 204 && r->status != 304;
 
     h.n = 0;
     st->status = r->status;
-    /* "NNN Text": a status is three digits (http.c knows no other). */
-    status[0] = (char)('0' + r->status / 100 % 10);
-    status[1] = (char)('0' + r->status / 10 % 10);
-    status[2] = (char)('0' + r->status % 10);
-    status[3] = ' ';
-    if (tlen > sizeof(status) - 4)
-        tlen = sizeof(status) - 4;
-    memcpy(status + 4, text, tlen);
-    hdr_line(&h, "Status: ", 8, status, 4 + tlen);
+    http_head_status(&h, r->status);
     if (has_body) {
-        HDR_STR(&h, "Content-Type: ", r->content_type ? r->content_type : JSON_TYPE);
-        HDR_NUM(&h, "Content-Length: ", blen);
+        http_head_str(&h, "Content-Type", r->content_type ? r->content_type : JSON_TYPE);
+        http_head_num(&h, "Content-Length", blen);
     }
     if (r->no_cache)
-        HDR_LIT(&h, "Cache-Control: no-cache\r\n");
+        http_head_str(&h, "Cache-Control", "no-cache");
     if (r->etag != NULL)
-        HDR_STR(&h, "ETag: ", r->etag);
+        http_head_str(&h, "ETag", r->etag);
     if (r->x_cache != NULL)
-        HDR_STR(&h, "X-Cache: ", r->x_cache);
+        http_head_str(&h, "X-Cache", r->x_cache);
     if (r->age >= 0)
-        HDR_NUM(&h, "Age: ", (uint64_t)r->age);
+        http_head_num(&h, "Age", (uint64_t)r->age);
     if (r->allow != NULL)
-        HDR_STR(&h, "Allow: ", r->allow);
+        http_head_str(&h, "Allow", r->allow);
     if (r->location != NULL)
-        HDR_STR(&h, "Location: ", r->location);
+        http_head_str(&h, "Location", r->location);
     if (r->retry_after)
-        HDR_LIT(&h, "Retry-After: 1\r\n");
+        http_head_str(&h, "Retry-After", "1");
     if (r->status == 401)
-        HDR_LIT(&h, "WWW-Authenticate: Bearer\r\n");
+        http_head_str(&h, "WWW-Authenticate", "Bearer");
     if (r->extra != NULL)
-        hdr_line(&h, "", 0, r->extra, strlen(r->extra));
-    memcpy(h.data + h.n, "\r\n", 2);
-    h.n += 2;
+        http_head_line(&h, r->extra);
 
-    if (io->write(io->ctx, h.data, h.n) < 0)
+    if (io->write(io->ctx, h.data, http_head_end(&h)) < 0)
         return;
     if (has_body && st->method != RC_HEAD && blen > 0)
         (void)io->write(io->ctx, body, blen);

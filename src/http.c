@@ -205,6 +205,73 @@ const char *http_error_code(int status)
     return "internal";
 }
 
+/* Room left for headers: the final blank line is always kept free. */
+static size_t head_room(const struct http_head *h)
+{
+    return sizeof(h->data) - 2 - h->n;
+}
+
+static void head_add(struct http_head *h, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    if (nlen + vlen + 4 > head_room(h))
+        return;
+    memcpy(h->data + h->n, name, nlen);
+    h->n += nlen;
+    if (nlen > 0) {
+        memcpy(h->data + h->n, ": ", 2);
+        h->n += 2;
+    }
+    memcpy(h->data + h->n, v, vlen);
+    h->n += vlen;
+    memcpy(h->data + h->n, "\r\n", 2);
+    h->n += 2;
+}
+
+void http_head_status(struct http_head *h, int status)
+{
+    const char *text = http_status_text(status);
+    size_t tlen = strlen(text);
+    char line[64];
+
+    line[0] = (char)('0' + status / 100 % 10);
+    line[1] = (char)('0' + status / 10 % 10);
+    line[2] = (char)('0' + status % 10);
+    line[3] = ' ';
+    if (tlen > sizeof(line) - 4)
+        tlen = sizeof(line) - 4;
+    memcpy(line + 4, text, tlen);
+    head_add(h, "Status", 6, line, 4 + tlen);
+}
+
+void http_head_str(struct http_head *h, const char *name, const char *value)
+{
+    head_add(h, name, strlen(name), value, strlen(value));
+}
+
+void http_head_num(struct http_head *h, const char *name, uint64_t value)
+{
+    char d[20];
+    size_t i = sizeof(d);
+
+    do {
+        d[--i] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0 && i > 0);
+    head_add(h, name, strlen(name), d + i, sizeof(d) - i);
+}
+
+void http_head_line(struct http_head *h, const char *line)
+{
+    head_add(h, "", 0, line, strlen(line));
+}
+
+size_t http_head_end(struct http_head *h)
+{
+    memcpy(h->data + h->n, "\r\n", 2);
+    h->n += 2;
+    return h->n;
+}
+
 int http_error_json(buf *b, int status, const char *message)
 {
     size_t start = b->len;

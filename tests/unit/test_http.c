@@ -288,6 +288,50 @@ static void test_content_type_json(void **state)
     assert_false(http_content_type_is_json(NULL));
 }
 
+static void test_head_block(void **state)
+{
+    struct http_head h = {.n = 0};
+    const char *want = "Status: 200 OK\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 0\r\nAge: 18446744073709551615\r\n"
+                       "X-Extra: a b\r\n\r\n";
+    (void)state;
+
+    http_head_status(&h, 200);
+    http_head_str(&h, "Content-Type", "application/json");
+    http_head_num(&h, "Content-Length", 0);
+    http_head_num(&h, "Age", UINT64_MAX);
+    http_head_line(&h, "X-Extra: a b");
+    assert_int_equal(http_head_end(&h), strlen(want));
+    assert_memory_equal(h.data, want, strlen(want));
+
+    h.n = 0;
+    http_head_status(&h, 503);
+    http_head_num(&h, "Retry-After", 1);
+    http_head_end(&h);
+    assert_int_equal(h.n, strlen("Status: 503 Service Unavailable\r\nRetry-After: 1\r\n\r\n"));
+    assert_memory_equal(h.data, "Status: 503 Service Unavailable\r\nRetry-After: 1\r\n\r\n", h.n);
+}
+
+static void test_head_too_long_is_left_out_whole(void **state)
+{
+    struct http_head h = {.n = 0};
+    char big[sizeof(h.data)];
+    (void)state;
+
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    http_head_status(&h, 404);
+    size_t before = h.n;
+    http_head_str(&h, "X-Big", big); /* cannot fit: nothing of it is written */
+    assert_int_equal(h.n, before);
+    big[sizeof(h.data) - 2 - before - strlen("X-Big: \r\n")] = '\0'; /* fits exactly */
+    http_head_str(&h, "X-Big", big);
+    assert_int_equal(h.n, sizeof(h.data) - 2);
+    http_head_num(&h, "Age", 1); /* full: left out */
+    assert_int_equal(http_head_end(&h), sizeof(h.data));
+    assert_memory_equal(h.data + sizeof(h.data) - 5, "x\r\n\r\n", 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +346,8 @@ int main(void)
         cmocka_unit_test(test_error_json_too_small_leaves_buffer_unchanged),
         cmocka_unit_test(test_etag_matching),
         cmocka_unit_test(test_content_type_json),
+        cmocka_unit_test(test_head_block),
+        cmocka_unit_test(test_head_too_long_is_left_out_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
