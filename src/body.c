@@ -16,6 +16,8 @@
  */
 #include "body.h"
 
+#include "json_util.h"
+
 #include <jansson.h>
 
 #include <inttypes.h>
@@ -24,28 +26,6 @@
 #include <string.h>
 
 #define MAX_NAME 64 /* bytes of a client's field name echoed in a message */
-
-static const char *type_desc(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number with a fraction";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "something else";
-}
 
 static int find_body_param(const struct route *r, const char *name)
 {
@@ -212,7 +192,7 @@ static int field_value(const struct route_param *p, json_t *v, buf *store, size_
     }
     if (want == NULL)
         want = "a value of another type";
-    rc_err(errbuf, "%s: expected %s, got %s", p->name, want, type_desc(v));
+    rc_err(errbuf, "%s: expected %s, got %s", p->name, want, json_type_desc(v));
     return 422;
 }
 
@@ -237,7 +217,7 @@ int body_parse(struct router_match *m, const char *body, size_t len, buf *store,
         return 400;
     }
     if (!json_is_object(root)) {
-        rc_err(errbuf, "request body must be a JSON object, got %s", type_desc(root));
+        rc_err(errbuf, "request body must be a JSON object, got %s", json_type_desc(root));
         json_decref(root);
         return 400;
     }

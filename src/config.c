@@ -288,13 +288,13 @@ static int apply_json(struct rc_config *cfg, const struct setting *s, json_t *v,
             else
                 snprintf(want, sizeof(want), "a string%s",
                          (s->flags & SET_NULLABLE) ? " or null" : "");
-            return rc_err(errbuf, "%s: expected %s, got %s", s->path, want, config_json_type(v));
+            return rc_err(errbuf, "%s: expected %s, got %s", s->path, want, json_type_desc(v));
         }
         return set_str(cfg, s, s->path, json_string_value(v), errbuf);
     }
     if (!json_is_integer(v)) {
         int_expect(s, want, sizeof(want));
-        return rc_err(errbuf, "%s: expected %s, got %s", s->path, want, config_json_type(v));
+        return rc_err(errbuf, "%s: expected %s, got %s", s->path, want, json_type_desc(v));
     }
     return set_int(cfg, s, s->path, (int64_t)json_integer_value(v), errbuf);
 }
@@ -368,7 +368,7 @@ static int load_section(struct rc_config *cfg, const char *section, json_t *obj,
     char path[160];
 
     if (!json_is_object(obj))
-        return rc_err(errbuf, "%s: expected an object, got %s", section, config_json_type(obj));
+        return rc_err(errbuf, "%s: expected an object, got %s", section, json_type_desc(obj));
     json_object_foreach(obj, key, v)
     {
         const struct setting *s;
@@ -431,7 +431,7 @@ static struct rc_config *load_json(json_t *root, const char *origin,
         goto fail;
     if (!json_is_object(root)) {
         rc_err(errbuf, "%s: expected a JSON object at the top level, got %s", origin,
-               config_json_type(root));
+               json_type_desc(root));
         goto fail;
     }
     if (load_settings(cfg, root, &routes, errbuf) < 0)

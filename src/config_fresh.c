@@ -108,7 +108,7 @@ int config_entities_parse(struct rc_config *cfg, json_t *entities, char *errbuf)
         return 0;
     if (!json_is_object(entities))
         return rc_err(errbuf, "entities: expected an object of entity name -> settings, got %s",
-                      config_json_type(entities));
+                      json_type_desc(entities));
     n = json_object_size(entities);
     if (n > MAX_ENTITIES)
         return rc_err(errbuf, "entities: at most %d entities, got %zu", MAX_ENTITIES, n);
@@ -126,7 +126,7 @@ int config_entities_parse(struct rc_config *cfg, json_t *entities, char *errbuf)
                           "literal segments of a tag such as user or user:jobs)",
                           CONFIG_MAX_GOT, name);
         if (!json_is_object(v))
-            return rc_err(errbuf, "%s: expected an object, got %s", pfx, config_json_type(v));
+            return rc_err(errbuf, "%s: expected an object, got %s", pfx, json_type_desc(v));
         if ((e->name = strdup(name)) == NULL)
             return rc_err(errbuf, "out of memory");
         cfg->nentities++;
@@ -197,7 +197,7 @@ int config_warm_parse(struct rc_config *cfg, json_t *warm, char *errbuf)
     if (warm == NULL)
         return 0;
     if (!json_is_array(warm))
-        return rc_err(errbuf, "warm: expected an array, got %s", config_json_type(warm));
+        return rc_err(errbuf, "warm: expected an array, got %s", json_type_desc(warm));
     n = json_array_size(warm);
     if (n > MAX_WARM)
         return rc_err(errbuf, "warm: at most %d entries, got %zu", MAX_WARM, n);
@@ -215,7 +215,7 @@ int config_warm_parse(struct rc_config *cfg, json_t *warm, char *errbuf)
 
         snprintf(pfx, sizeof(pfx), "warm[%zu]", i);
         if (!json_is_object(o))
-            return rc_err(errbuf, "%s: expected an object, got %s", pfx, config_json_type(o));
+            return rc_err(errbuf, "%s: expected an object, got %s", pfx, json_type_desc(o));
         if (config_check_keys(o, pfx, warm_keys, errbuf) < 0 ||
             config_get_str(o, pfx, "route", true, &route, errbuf) < 0 ||
             config_get_str(o, pfx, "sql", true, &sql, errbuf) < 0 ||

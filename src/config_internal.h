@@ -10,6 +10,7 @@
 #define RC_CONFIG_INTERNAL_H
 
 #include "config.h"
+#include "json_util.h"
 
 #include <jansson.h>
 
@@ -23,8 +24,6 @@
  * The cache settings must be final: route TTLs default to them. */
 int config_routes_parse(struct rc_config *cfg, json_t *routes, char *errbuf) RC_MUSTCHECK;
 
-/* "a string", "an integer", "null", ... for messages. */
-const char *config_json_type(const json_t *v);
 /* Every key of obj must be in allowed (NULL-terminated). */
 int config_check_keys(json_t *obj, const char *pfx, const char *const *allowed,
                       char *errbuf) RC_MUSTCHECK;

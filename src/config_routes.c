@@ -280,7 +280,7 @@ static int parse_param(struct route *r, const char *pfx, json_t *o, const struct
 
     r->nparams++; /* owned by r from here on, for config_free */
     if (!json_is_object(o))
-        return rc_err(errbuf, "%s: expected an object, got %s", pfx, config_json_type(o));
+        return rc_err(errbuf, "%s: expected an object, got %s", pfx, json_type_desc(o));
     if (config_check_keys(o, pfx, param_keys, errbuf) < 0 ||
         config_get_str(o, pfx, "name", true, &name, errbuf) < 0)
         return -1;
@@ -500,7 +500,7 @@ static int parse_tmpl_list(const struct route *r, const char *pfx, const char *k
         snprintf(where, sizeof(where), "%s.%s[%zu]", pfx, key, i);
         *n = i + 1;
         if (!json_is_string(v))
-            return rc_err(errbuf, "%s: expected a string, got %s", where, config_json_type(v));
+            return rc_err(errbuf, "%s: expected a string, got %s", where, json_type_desc(v));
         if (parse_tmpl(r, where, json_string_value(v), columns_ok, &(*out)[i], errbuf) < 0)
             return -1;
     }
@@ -614,7 +614,7 @@ static int parse_route(struct rc_config *cfg, size_t ri, json_t *o, struct pathi
 
     snprintf(pfx, sizeof(pfx), "routes[%zu]", ri);
     if (!json_is_object(o))
-        return rc_err(errbuf, "%s: expected an object, got %s", pfx, config_json_type(o));
+        return rc_err(errbuf, "%s: expected an object, got %s", pfx, json_type_desc(o));
     if (config_check_keys(o, pfx, route_keys, errbuf) < 0 ||
         config_get_str(o, pfx, "name", true, &name, errbuf) < 0)
         return -1;
@@ -667,7 +667,7 @@ int config_routes_parse(struct rc_config *cfg, json_t *routes, char *errbuf)
     int rc = 0;
 
     if (!json_is_array(routes))
-        return rc_err(errbuf, "routes: expected an array, got %s", config_json_type(routes));
+        return rc_err(errbuf, "routes: expected an array, got %s", json_type_desc(routes));
     if ((n = json_array_size(routes)) == 0)
         return rc_err(errbuf, "routes: expected at least one route");
     if (n > MAX_ROUTES)

@@ -24,28 +24,6 @@
 
 /* ---- JSON members --------------------------------------------------------- */
 
-const char *config_json_type(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number with a fraction";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "something else";
-}
-
 static int lookup(const char *const *names, const char *s)
 {
     for (int i = 0; names[i] != NULL; i++) {
@@ -83,7 +61,7 @@ int config_get_str(json_t *obj, const char *pfx, const char *key, bool required,
     if (v == NULL)
         return required ? rc_err(errbuf, "%s.%s: required", pfx, key) : 0;
     if (!json_is_string(v))
-        return rc_err(errbuf, "%s.%s: expected a string, got %s", pfx, key, config_json_type(v));
+        return rc_err(errbuf, "%s.%s: expected a string, got %s", pfx, key, json_type_desc(v));
     *out = json_string_value(v);
     return 0;
 }
@@ -114,7 +92,7 @@ int config_get_int(json_t *obj, const char *pfx, const char *key, int64_t min, i
     if (v == NULL)
         return 0;
     if (!json_is_integer(v))
-        return rc_err(errbuf, "%s.%s: expected an integer, got %s", pfx, key, config_json_type(v));
+        return rc_err(errbuf, "%s.%s: expected an integer, got %s", pfx, key, json_type_desc(v));
     *out = (int64_t)json_integer_value(v);
     if (*out < min || *out > max)
         return rc_err(errbuf,
@@ -131,8 +109,7 @@ int config_get_bool(json_t *obj, const char *pfx, const char *key, bool *present
     if (v == NULL)
         return 0;
     if (!json_is_boolean(v))
-        return rc_err(errbuf, "%s.%s: expected true or false, got %s", pfx, key,
-                      config_json_type(v));
+        return rc_err(errbuf, "%s.%s: expected true or false, got %s", pfx, key, json_type_desc(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -145,7 +122,7 @@ int config_get_array(json_t *obj, const char *pfx, const char *key, size_t max, 
     if (v == NULL)
         return 0;
     if (!json_is_array(v))
-        return rc_err(errbuf, "%s.%s: expected an array, got %s", pfx, key, config_json_type(v));
+        return rc_err(errbuf, "%s.%s: expected an array, got %s", pfx, key, json_type_desc(v));
     if (json_array_size(v) > max)
         return rc_err(errbuf, "%s.%s: expected at most %zu elements, got %zu", pfx, key, max,
                       json_array_size(v));
@@ -255,7 +232,7 @@ int config_param_default(struct route_param *p, const char *pfx, json_t *v, char
     case PARAM_INT:
         if (!json_is_integer(v))
             return rc_err(errbuf, "%s.default: expected an integer, got %s", pfx,
-                          config_json_type(v));
+                          json_type_desc(v));
         if (json_integer_value(v) < p->min || json_integer_value(v) > p->max)
             return rc_err(errbuf,
                           "%s.default: expected an integer from %" PRId64 " to %" PRId64
@@ -265,8 +242,7 @@ int config_param_default(struct route_param *p, const char *pfx, json_t *v, char
         break;
     case PARAM_STRING:
         if (!json_is_string(v))
-            return rc_err(errbuf, "%s.default: expected a string, got %s", pfx,
-                          config_json_type(v));
+            return rc_err(errbuf, "%s.default: expected a string, got %s", pfx, json_type_desc(v));
         if (string_ok(p, json_string_value(v), json_string_length(v), why, sizeof(why)) < 0)
             return rc_err(errbuf, "%s.default: %s", pfx, why);
         t = json_string_value(v);
@@ -274,13 +250,12 @@ int config_param_default(struct route_param *p, const char *pfx, json_t *v, char
     case PARAM_BOOL:
         if (!json_is_boolean(v))
             return rc_err(errbuf, "%s.default: expected true or false, got %s", pfx,
-                          config_json_type(v));
+                          json_type_desc(v));
         t = json_is_true(v) ? "true" : "false";
         break;
     case PARAM_NUMBER:
         if (!json_is_number(v))
-            return rc_err(errbuf, "%s.default: expected a number, got %s", pfx,
-                          config_json_type(v));
+            return rc_err(errbuf, "%s.default: expected a number, got %s", pfx, json_type_desc(v));
         if (json_is_integer(v))
             snprintf(text, sizeof(text), "%" PRId64, (int64_t)json_integer_value(v));
         else
@@ -289,8 +264,7 @@ int config_param_default(struct route_param *p, const char *pfx, json_t *v, char
     case PARAM_OBJECT:
     case PARAM_ANY:
         if (p->type == PARAM_OBJECT && !json_is_object(v))
-            return rc_err(errbuf, "%s.default: expected an object, got %s", pfx,
-                          config_json_type(v));
+            return rc_err(errbuf, "%s.default: expected an object, got %s", pfx, json_type_desc(v));
         if ((t = dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
             return rc_err(errbuf, "out of memory");
         break;
@@ -319,7 +293,7 @@ static int parse_enum(struct route_param *p, const char *pfx, json_t *arr, char 
         json_t *v = json_array_get(arr, i);
         if (!json_is_string(v))
             return rc_err(errbuf, "%s.enum[%zu]: expected a string, got %s", pfx, i,
-                          config_json_type(v));
+                          json_type_desc(v));
         if (string_ok(&rules, json_string_value(v), json_string_length(v), why, sizeof(why)) < 0)
             return rc_err(errbuf, "%s.enum[%zu]: %s", pfx, i, why);
         for (size_t k = 0; k < i; k++) {
@@ -375,7 +349,7 @@ int config_param_rules(struct route_param *p, const char *pfx, json_t *o, char *
     if (chars != NULL) {
         if (!json_is_string(chars))
             return rc_err(errbuf, "%s.chars: expected a string, got %s", pfx,
-                          config_json_type(chars));
+                          json_type_desc(chars));
         if (parse_chars(p, pfx, json_string_value(chars), errbuf) < 0)
             return -1;
     }
