@@ -279,9 +279,10 @@ static void conn_finish(struct conn *c)
     }
     c->req.detached = 1;
     FCGX_Finish_r(&c->req);
-    bool stopping = atomic_load(&c->loop->srv->stopping);
     if (!atomic_load(&c->busy)) {
-        /* On its loop, which is running. */
+        /* On its loop, which is running: the stop sweep runs on this
+         * thread too, so stopping cannot change under us. */
+        bool stopping = atomic_load(&c->loop->srv->stopping);
         if (c->req.ipcFd < 0 || (stopping && !conn_nudge(c)))
             conn_free(c);
         else
@@ -291,9 +292,12 @@ static void conn_finish(struct conn *c)
     /* On a worker: decide under the loop's lock, so that the loop's
      * stop-time sweep sees the connection either busy (and leaves it to
      * us) or armed (and closes it), and so that a loop that has exited
-     * gets nothing armed. */
+     * gets nothing armed. stopping is read under the lock: the sweep
+     * either ran before (stopping is seen set, so this one nudges) or runs
+     * after (the connection is idle then, so the sweep nudges it). */
     struct loop *l = c->loop; /* c may be freed below */
     pthread_mutex_lock(&l->lock);
+    bool stopping = atomic_load(&l->srv->stopping);
     if (c->req.ipcFd < 0 || l->done || (stopping && !conn_nudge(c))) {
         conn_free_locked(c);
     } else {
