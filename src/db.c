@@ -249,13 +249,14 @@ static enum db_status exec_once(struct db_conn *c, int index, const struct route
 {
     const char *params[ROUTER_MAX_PARAMS];
     int lengths[ROUTER_MAX_PARAMS];
-    int64_t deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000;
+    int64_t deadline;
     char name[16];
     PGresult *res;
     enum db_status st;
 
     if (connect_db(c, errbuf) < 0)
         return DB_UNAVAILABLE;
+    deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000; /* counted once connected */
     if (!c->prepared[index] && (st = prepare(c, index, route, deadline, errbuf)) != DB_OK)
         return st;
     for (size_t i = 0; i < route->nparams && i < ROUTER_MAX_PARAMS; i++) {
@@ -326,12 +327,13 @@ enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
 
 static enum db_status ping_once(struct db_conn *c, char *errbuf)
 {
-    int64_t deadline = rc_mono_ms() + c->cfg->db_connect_timeout_ms;
+    int64_t deadline;
     PGresult *res;
     enum db_status st = DB_OK;
 
     if (connect_db(c, errbuf) < 0)
         return DB_UNAVAILABLE;
+    deadline = rc_mono_ms() + c->cfg->db_connect_timeout_ms; /* counted once connected */
     if (!PQsendQuery(c->pg, "SELECT 1")) {
         drop_connection(c);
         rc_err(errbuf, "the database is unavailable");
@@ -427,12 +429,13 @@ size_t db_result_rows(const struct db_result *r)
 
 enum db_status db_query(struct db_conn *c, const char *sql, struct db_result **out, char *errbuf)
 {
-    int64_t deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000;
+    int64_t deadline;
     PGresult *res;
     struct db_result *r;
 
     if (connect_db(c, errbuf) < 0)
         return DB_UNAVAILABLE;
+    deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000; /* counted once connected */
     if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0)) {
         drop_connection(c);
         rc_err(errbuf, "the database is unavailable");

@@ -375,7 +375,8 @@ static void store(struct handler *h, struct handler_worker *w, struct handler_st
 
 /* The key's lock shared across instances (a provider with a lock op):
  * 1 taken (unlock it after the fill), 0 held by another instance, -1 no
- * such op or an error (go on without it). Held at most a query's time. */
+ * such op or an error (go on without it). It expires after the longest a
+ * fill can take: a connect, then a query and its one retry (db.c). */
 static int remote_lock(struct handler *h, struct handler_worker *w, struct handler_state *st)
 {
     struct cache *c = h->cache;
@@ -383,7 +384,8 @@ static int remote_lock(struct handler *h, struct handler_worker *w, struct handl
     if (c->ops->lock == NULL)
         return -1;
     return c->ops->lock(c->self, st->key, st->klen, w->lock_token,
-                        (int64_t)h->cfg->db_statement_timeout_ms + 1000);
+                        (int64_t)h->cfg->db_connect_timeout_ms +
+                            2 * ((int64_t)h->cfg->db_statement_timeout_ms + 1000));
 }
 
 static void remote_unlock(struct handler *h, struct handler_worker *w, struct handler_state *st)
