@@ -940,7 +940,7 @@ static int bump(struct redis *r, const struct rc_str *tags, size_t ntags, bool s
 
     if (ntags == 0)
         return 0;
-    if (ntags > ARGV_MAX || (t = op_begin(r, &how)) == NULL) {
+    if (ntags > ARGV_MAX || (t = op_begin(r, &how)) == NULL) { /* bump_all splits */
         pending_add(r->pending, tags, ntags);
         return -1;
     }
@@ -966,14 +966,28 @@ static int bump(struct redis *r, const struct rc_str *tags, size_t ntags, bool s
     return rc;
 }
 
+/* A bump of any number of tags (a database notification may carry 256),
+ * in pipelines of at most ARGV_MAX. */
+static int bump_all(struct redis *r, const struct rc_str *tags, size_t ntags, bool soft)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < ntags; i += ARGV_MAX) {
+        size_t n = ntags - i < ARGV_MAX ? ntags - i : ARGV_MAX;
+        if (bump(r, tags + i, n, soft) < 0)
+            rc = -1;
+    }
+    return rc;
+}
+
 static int rd_bump_tags(void *self, const struct rc_str *tags, size_t ntags)
 {
-    return bump(self, tags, ntags, false);
+    return bump_all(self, tags, ntags, false);
 }
 
 static int rd_bump_tags_soft(void *self, const struct rc_str *tags, size_t ntags)
 {
-    return bump(self, tags, ntags, true);
+    return bump_all(self, tags, ntags, true);
 }
 
 /* prefix "e:" + pattern, with the Redis glob's extra specials ('[', ']')

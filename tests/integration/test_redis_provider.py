@@ -5,6 +5,7 @@ password), untrusted stored values, key prefixes, pattern purge, and the
 restart detection that keeps a restored Redis from serving invalidated
 entries."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -327,6 +328,33 @@ class Purge(RedisCase):
         self.assertStatus(self.admin("DELETE", "/cache"), 200)
         self.assertEqual(int(R.cli("GET", "rc:tag:*")), before + 1, "DELETE /cache = INCR of '*'")
         self.assertXCache(self.get("/api/users/%d" % uid), "MISS", "everything is invalid")
+
+
+class DatabaseNotifications(RedisCase):
+
+    def failures(self):
+        r = self.get("/metrics")
+        for line in r.body.decode().splitlines():
+            if line.startswith("respcache_invalidation_failures_total "):
+                return float(line.split()[1])
+        self.fail("no respcache_invalidation_failures_total in /metrics")
+
+    def test_a_notification_with_100_tags_is_bumped_in_redis_at_once(self):
+        # A trigger may publish up to 256 tags in one payload; Redis takes
+        # them in pipelines of 64, none of them left for a later replay.
+        uid = self.miss_then_hit("before the notification")
+        p = "/api/users/%d" % uid
+        f0 = self.failures()
+        tags = ["filler:%d" % i for i in range(99)] + ["user:%d" % uid]
+        self.env.psql("SELECT pg_notify('respcache_invalidate', '%s')"
+                      % json.dumps({"tags": tags}).replace("'", "''"))
+        deadline = time.monotonic() + 1
+        while R.cli("GET", "rc:tag:user:%d" % uid) is None:
+            self.assertLess(time.monotonic(), deadline, "the 100th tag reached Redis within 1 s")
+            time.sleep(0.01)
+        self.assertGreaterEqual(int(R.cli("GET", "rc:tag:filler:0") or 0), 1, "the first tag too")
+        self.assertXCache(self.get(p), "MISS", "the entry of the 100th tag is invalidated")
+        self.assertEqual(self.failures(), f0, "no invalidation failed")
 
 
 class Restarts(RedisCase):
