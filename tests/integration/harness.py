@@ -529,22 +529,7 @@ class Env:
         if p is None:
             return
         setattr(self, attr, None)
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    pass
+        stop_process(p, sig, grace)
 
     def stop(self):
         try:
@@ -951,6 +936,28 @@ def parse_ts(s):
     us = int(frac.ljust(6, "0"))
     dt = datetime.datetime(y, mo, d, h, mi, se, us, tzinfo=datetime.timezone.utc)
     return dt.timestamp()
+
+
+def stop_process(p, sig=signal.SIGTERM, grace=10):
+    """Send sig to the process p (a Popen) by its PID, SIGKILL it after
+    grace seconds; returns its exit status (None if it would not die)."""
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+    return p.returncode
 
 
 def module_env(**kw):

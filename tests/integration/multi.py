@@ -131,19 +131,7 @@ class Instance:
         p = self.proc
         if p is None:
             return None
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.kill(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(10)
+        harness.stop_process(p, signal.SIGTERM, grace)
         with harness._LIVE_LOCK:
             harness._LIVE.discard(self)
         if self.inherit_fd0 and os.path.exists(self.sock):
