@@ -531,6 +531,7 @@ static void route_free(struct route *r)
     free(r->invalidate);
     tmpl_free(r->location);
     free(r->location);
+    free(r->write_through_name);
 }
 
 void config_free(struct rc_config *cfg)
@@ -676,6 +677,8 @@ static void print_route(const struct route *r, size_t i, FILE *out)
     print_tmpls(out, "invalidate", r->invalidate, r->ninvalidate);
     if (r->location != NULL)
         print_tmpls(out, "location", r->location, 1);
+    if (r->write_through_name != NULL)
+        fprintf(out, "    write_through %s\n", r->write_through_name);
 }
 
 void config_print(const struct rc_config *cfg, FILE *out)

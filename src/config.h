@@ -209,6 +209,11 @@ struct route {
     size_t ninvalidate;
     struct tmpl *location; /* NULL when absent */
     bool has_body;         /* any param from body */
+    /* Write-through (writes only): the cached GET route whose entry the
+     * write's answer becomes; its params are the write's params of the
+     * same names. NULL: none. */
+    const struct route *write_through;
+    char *write_through_name; /* as written; NULL when absent */
 };
 
 /* An entity: TTL and windows declared once, inherited by every GET route

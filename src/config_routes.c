@@ -57,10 +57,22 @@ static const char *const source_names[] = {"path", "query", "body", "random", NU
 static const char *const type_names[] = {"string", "int", "bool", "number", "object", "any", NULL};
 static const char *const result_names[] = {"object", "array", "value", "none", NULL};
 
-static const char *const route_keys[] = {
-    "name",           "method", "path",       "params",       "sql",
-    "result",         "status", "ttl",        "negative_ttl", "stale_while_revalidate",
-    "stale_if_error", "tags",   "invalidate", "location",     NULL};
+static const char *const route_keys[] = {"name",
+                                         "method",
+                                         "path",
+                                         "params",
+                                         "sql",
+                                         "result",
+                                         "status",
+                                         "ttl",
+                                         "negative_ttl",
+                                         "stale_while_revalidate",
+                                         "stale_if_error",
+                                         "tags",
+                                         "invalidate",
+                                         "location",
+                                         "write_through",
+                                         NULL};
 static const char *const param_keys[] = {"name", "from",  "type",       "required",   "default",
                                          "min",  "max",   "min_length", "max_length", "chars",
                                          "enum", "bytes", NULL};
@@ -602,6 +614,26 @@ static int parse_templates(struct route *r, const char *pfx, json_t *o, char *er
     return parse_tmpl(r, where, loc, true, r->location, errbuf);
 }
 
+/* write_through (writes answering an object): the name of a GET route,
+ * resolved by resolve_write_through once all routes are parsed. */
+static int parse_write_through(struct route *r, const char *pfx, json_t *o, char *errbuf)
+{
+    const char *name;
+
+    if (config_get_str(o, pfx, "write_through", false, &name, errbuf) < 0)
+        return -1;
+    if (name == NULL)
+        return 0;
+    if (!is_write(r->method) || r->result != RESULT_OBJECT)
+        return rc_err(errbuf,
+                      "%s.write_through: only a write route whose result is \"object\" can "
+                      "store its answer for a GET route",
+                      pfx);
+    if ((r->write_through_name = strdup(name)) == NULL)
+        return rc_err(errbuf, "out of memory");
+    return 0;
+}
+
 /* Parse routes[ri]; all[0..ri) are the templates of the routes before it. */
 static int parse_route(struct rc_config *cfg, size_t ri, json_t *o, struct pathinfo *all,
                        char *errbuf)
@@ -655,9 +687,56 @@ static int parse_route(struct rc_config *cfg, size_t ri, json_t *o, struct pathi
     if ((r->sql = strdup(sql)) == NULL)
         return rc_err(errbuf, "out of memory");
     if (check_sql(r, pfx, errbuf) < 0 || parse_response(cfg, r, pfx, o, errbuf) < 0 ||
-        parse_templates(r, pfx, o, errbuf) < 0)
+        parse_templates(r, pfx, o, errbuf) < 0 || parse_write_through(r, pfx, o, errbuf) < 0)
         return -1;
     return config_route_windows(cfg, r, pfx, o, errbuf);
+}
+
+/* Resolve routes[ri].write_through once every route is known: a cached GET
+ * route answering an object, each of whose params comes from its path
+ * and is a param of the write too (the write supplies it by name). */
+static int resolve_write_through(struct rc_config *cfg, size_t ri, char *errbuf)
+{
+    struct route *r = &cfg->routes[ri];
+    const struct route *t = NULL;
+
+    if (r->write_through_name == NULL)
+        return 0;
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (strcmp(cfg->routes[i].name, r->write_through_name) == 0)
+            t = &cfg->routes[i];
+    if (t == NULL)
+        return rc_err(errbuf, "routes[%zu].write_through: no route named \"%s\"", ri,
+                      r->write_through_name);
+    if (t->method != RC_GET || t->result != RESULT_OBJECT || t->ttl <= 0)
+        return rc_err(errbuf,
+                      "routes[%zu].write_through: \"%s\" must be a cached GET route (ttl > 0) "
+                      "whose result is \"object\"",
+                      ri, t->name);
+    for (size_t i = 0; i < t->nparams; i++) {
+        size_t j = 0;
+        if (t->params[i].from != PARAM_FROM_PATH)
+            return rc_err(errbuf,
+                          "routes[%zu].write_through: param \"%s\" of \"%s\" is not from the "
+                          "path; a write cannot know its value",
+                          ri, t->params[i].name, t->name);
+        while (j < r->nparams && strcmp(r->params[j].name, t->params[i].name) != 0)
+            j++;
+        if (j == r->nparams)
+            return rc_err(errbuf,
+                          "routes[%zu].write_through: \"%s\" has a param \"%s\" that this "
+                          "route does not have",
+                          ri, t->name, t->params[i].name);
+        /* Same validation, same normal form: the key the write builds is
+         * the key a GET of the same resource builds. */
+        if (r->params[j].type != t->params[i].type)
+            return rc_err(errbuf,
+                          "routes[%zu].write_through: param \"%s\" is %s here but %s in \"%s\"", ri,
+                          t->params[i].name, type_names[r->params[j].type],
+                          type_names[t->params[i].type], t->name);
+    }
+    r->write_through = t;
+    return 0;
 }
 
 int config_routes_parse(struct rc_config *cfg, json_t *routes, char *errbuf)
@@ -681,6 +760,8 @@ int config_routes_parse(struct rc_config *cfg, json_t *routes, char *errbuf)
     cfg->nroutes = n;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = parse_route(cfg, i, json_array_get(routes, i), pi, errbuf);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = resolve_write_through(cfg, i, errbuf);
     free(pi);
     return rc;
 }

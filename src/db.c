@@ -32,6 +32,7 @@ struct db_conn {
     bool *prepared; /* per route index */
     int64_t retry_after_ms;
     bool timed_out; /* the last connection was dropped at its deadline */
+    bool listening; /* this session LISTENs on the notify channel (writes) */
 };
 
 struct db_result {
@@ -59,6 +60,7 @@ static void drop_connection(struct db_conn *c)
         PQfinish(c->pg);
         c->pg = NULL;
     }
+    c->listening = false;
     memset(c->prepared, 0, (c->cfg->nroutes ? c->cfg->nroutes : 1) * sizeof(bool));
 }
 
@@ -244,8 +246,46 @@ static enum db_status prepare(struct db_conn *c, int index, const struct route *
     return st;
 }
 
+/* Free the notifications queued on the connection: another session's
+ * (this one LISTENs only to hear its own), or an earlier statement's. */
+static void discard_notifies(struct db_conn *c)
+{
+    PGnotify *n;
+
+    while ((n = PQnotifies(c->pg)) != NULL)
+        PQfreemem(n);
+}
+
+/* LISTEN on the notify channel, once per session, so that a write hears
+ * its own transaction's notifications with its result (db_own_notifies).
+ * A failure other than a lost connection only costs a second bump by the
+ * listener: logged, and the write goes on. */
+static enum db_status listen_self(struct db_conn *c, int64_t deadline, char *errbuf)
+{
+    char sql[96];
+    PGresult *res;
+
+    snprintf(sql, sizeof(sql), "LISTEN %s", c->cfg->db_notify_channel);
+    if (!PQsendQuery(c->pg, sql)) {
+        drop_connection(c);
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    if ((res = collect(c, deadline)) == NULL) {
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        c->listening = true;
+    else
+        (void)classify(res, errbuf);
+    PQclear(res);
+    return DB_OK;
+}
+
 static enum db_status exec_once(struct db_conn *c, int index, const struct route *route,
-                                const struct rc_value *values, struct db_result **out, char *errbuf)
+                                const struct rc_value *values, bool listen, struct db_result **out,
+                                char *errbuf)
 {
     const char *params[ROUTER_MAX_PARAMS];
     int lengths[ROUTER_MAX_PARAMS];
@@ -257,6 +297,10 @@ static enum db_status exec_once(struct db_conn *c, int index, const struct route
     if (connect_db(c, errbuf) < 0)
         return DB_UNAVAILABLE;
     deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000; /* counted once connected */
+    discard_notifies(c);
+    if (listen && !c->listening && c->cfg->db_notify_channel != NULL &&
+        (st = listen_self(c, deadline, errbuf)) != DB_OK)
+        return st;
     if (!c->prepared[index] && (st = prepare(c, index, route, deadline, errbuf)) != DB_OK)
         return st;
     for (size_t i = 0; i < route->nparams && i < ROUTER_MAX_PARAMS; i++) {
@@ -313,16 +357,58 @@ enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
     enum db_status st;
 
     c->timed_out = false;
-    st = exec_once(c, index, route, values, res, errbuf);
+    st = exec_once(c, index, route, values, !idempotent, res, errbuf);
     /* A connection that was open but died (server restart) is worth one
      * immediate retry for reads; a write might have committed, so not. A
      * server that let the deadline pass (frozen, overloaded) would only
      * make the retry wait as long again. */
     if (st == DB_UNAVAILABLE && idempotent && was_connected && c->pg == NULL && !c->timed_out) {
         c->retry_after_ms = 0;
-        st = exec_once(c, index, route, values, res, errbuf);
+        st = exec_once(c, index, route, values, !idempotent, res, errbuf);
     }
     return st;
+}
+
+size_t db_own_notifies(struct db_conn *c, void (*fn)(void *ctx, int pid, const char *payload),
+                       void *ctx)
+{
+    PGnotify *n;
+    size_t own = 0;
+    int pid;
+
+    if (c->pg == NULL)
+        return 0;
+    pid = PQbackendPID(c->pg);
+    while ((n = PQnotifies(c->pg)) != NULL) {
+        if (n->be_pid == pid) {
+            fn(ctx, pid, n->extra);
+            own++;
+        }
+        PQfreemem(n);
+    }
+    return own;
+}
+
+int db_backend_pid(struct db_conn *c)
+{
+    char err[RC_ERRBUF];
+
+    if (connect_db(c, err) < 0) /* exec reports the failure */
+        return 0;
+    return PQbackendPID(c->pg);
+}
+
+void db_idle(struct db_conn *c)
+{
+    if (c->pg == NULL || !c->listening)
+        return;
+    /* Non-blocking (connect_db): reads what the socket holds, never waits. */
+    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
+        log_msg(LOG_WARN, "db_connection_dropped", "\"reason\":\"idle\"");
+        drop_connection(c);
+        return;
+    }
+    discard_notifies(c);
 }
 
 static enum db_status ping_once(struct db_conn *c, char *errbuf)
@@ -539,7 +625,7 @@ int db_listen_start(struct db_listen *l, const char *channel, char *errbuf)
 }
 
 int db_listen_wait(struct db_listen *l, int wake_fd, int timeout_ms,
-                   void (*fn)(void *ctx, const char *payload), void *ctx)
+                   void (*fn)(void *ctx, int pid, const char *payload), void *ctx)
 {
     struct pollfd pfd[2];
     PGnotify *n;
@@ -564,7 +650,7 @@ int db_listen_wait(struct db_listen *l, int wake_fd, int timeout_ms,
      * NOTICE, the error before it closes) is consumed by libpq; a closed
      * socket fails PQconsumeInput on the next round. */
     while ((n = PQnotifies(l->pg)) != NULL) {
-        fn(ctx, n->extra);
+        fn(ctx, n->be_pid, n->extra);
         PQfreemem(n);
         handled++;
     }

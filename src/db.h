@@ -42,6 +42,22 @@ enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
                        const struct rc_value *values, bool idempotent, struct db_result **res,
                        char *errbuf) RC_MUSTCHECK;
 
+/* After a write (db_exec with idempotent=false): call fn for each
+ * notification that the write's own transaction sent on the notify
+ * channel (the connection LISTENs there before its first write), and free
+ * every notification queued. Returns how many were the write's own. */
+size_t db_own_notifies(struct db_conn *c, void (*fn)(void *ctx, int pid, const char *payload),
+                       void *ctx);
+
+/* The server process of the session, which is opened first if need be
+ * (bounded like db_exec); 0 when none can be. */
+int db_backend_pid(struct db_conn *c);
+
+/* Between jobs: read and free what a LISTENing connection has been sent,
+ * without waiting, so an idle session never holds PostgreSQL's
+ * notification queue back. A connection found broken is closed. */
+void db_idle(struct db_conn *c);
+
 /* Run one ad-hoc SELECT without parameters (warm-up queries) bounded like
  * db_exec; read its rows with db_result_value. */
 enum db_status db_query(struct db_conn *c, const char *sql, struct db_result **res,
@@ -70,10 +86,11 @@ void db_listen_close(struct db_listen *l);
  * identifier). 0, or -1 with errbuf. */
 int db_listen_start(struct db_listen *l, const char *channel, char *errbuf) RC_MUSTCHECK;
 /* Wait up to timeout_ms for notifications (or for wake_fd to become
- * readable; -1 for none) and call fn(ctx, payload) for each one received.
+ * readable; -1 for none) and call fn(ctx, pid, payload) for each one
+ * received (pid: the sending session's backend).
  * Returns how many, 0 on a timeout or a wake-up, -1 when the connection is
  * lost (it is closed; db_listen_start again). */
 int db_listen_wait(struct db_listen *l, int wake_fd, int timeout_ms,
-                   void (*fn)(void *ctx, const char *payload), void *ctx);
+                   void (*fn)(void *ctx, int pid, const char *payload), void *ctx);
 
 #endif

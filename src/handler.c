@@ -1,7 +1,8 @@
 /*
- * handler.c - routing, the fast stage, the write path (mutation,
- * invalidation, answer) and responses. The read path (cache-aside with tag
- * generations, stale answers, single-flight) is handler_read.c. See
+ * handler.c - routing, the fast stage and responses. The read path
+ * (cache-aside with tag generations, stale answers, single-flight) is
+ * handler_read.c; the write path (mutation, invalidation, write-through)
+ * is handler_write.c. See
  * handler.h for the two stages and DESIGN.md for why generations make
  * invalidation race-free.
  *
@@ -13,22 +14,21 @@
  */
 #include "handler_internal.h"
 
-#include "body.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "rowjson.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define JSON_TYPE "application/json; charset=utf-8"
 
 struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
-                               struct metrics *metrics, struct health *health, char *errbuf)
+                               struct metrics *metrics, struct health *health,
+                               struct ownnotify *own, char *errbuf)
 {
     struct handler *h = calloc(1, sizeof(*h));
     if (h == NULL) {
@@ -39,6 +39,7 @@ struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
     h->cache = cache;
     h->metrics = metrics;
     h->health = health;
+    h->own = own;
     h->router = router_create(cfg->routes, cfg->nroutes, errbuf);
     if (h->router == NULL) {
         free(h);
@@ -95,12 +96,26 @@ struct handler_worker *handler_worker_create(struct handler *h)
     buf_init(&w->entry, MAX_RESPONSE_BYTES + 4096);
     buf_init(&w->reqbody, (size_t)h->cfg->max_body_bytes + 1);
     buf_init(&w->store, (size_t)h->cfg->max_body_bytes * 2 + 4096);
+    buf_init(&w->bumptext, 0);
+    buf_init(&w->bumpidx, 0);
+    buf_init(&w->bumpvec, 0);
+    w->wt = calloc(1, sizeof(*w->wt));
+    w->nmsg = calloc(1, sizeof(*w->nmsg));
+    if (w->wt == NULL || w->nmsg == NULL) {
+        handler_worker_free(w);
+        return NULL;
+    }
     return w;
 }
 
 struct handler *handler_worker_handler(struct handler_worker *w)
 {
     return w->h;
+}
+
+void handler_worker_idle(struct handler_worker *w)
+{
+    db_idle(w->db);
 }
 
 void handler_worker_free(struct handler_worker *w)
@@ -112,6 +127,11 @@ void handler_worker_free(struct handler_worker *w)
     buf_free(&w->entry);
     buf_free(&w->reqbody);
     buf_free(&w->store);
+    buf_free(&w->bumptext);
+    buf_free(&w->bumpidx);
+    buf_free(&w->bumpvec);
+    free(w->wt);
+    free(w->nmsg);
     free(w);
 }
 
@@ -374,182 +394,6 @@ enum db_status handler_exec(struct handler *h, struct handler_worker *w, struct 
     return ds;
 }
 
-/* ---- the slow stage: writes --------------------------------------------- */
-
-/* Read the whole request body into w->reqbody. 0, 413 or 400. */
-static int read_body(struct handler *h, struct handler_worker *w, struct handler_state *st,
-                     const struct rc_io *io)
-{
-    size_t max = (size_t)h->cfg->max_body_bytes;
-
-    buf_reset(&w->reqbody);
-    for (;;) {
-        char chunk[16384];
-        long n = io->read(io->ctx, chunk, sizeof(chunk));
-        if (n < 0)
-            return 400;
-        if (n == 0)
-            break;
-        if (w->reqbody.len + (size_t)n > max)
-            return 413;
-        if (buf_append(&w->reqbody, chunk, (size_t)n) < 0)
-            return 413;
-    }
-    st->body_consumed = true;
-    return 0;
-}
-
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Fill random params from the OS CSPRNG, base64url without padding, into
- * the match's scratch. 0 or -1. */
-static int fill_random(struct router_match *m)
-{
-    const struct route *route = m->route;
-
-    for (size_t i = 0; i < route->nparams; i++) {
-        const struct route_param *p = &route->params[i];
-        unsigned char raw[64];
-        size_t n = p->random_bytes, got = 0, o = 0;
-        char *out;
-
-        if (p->from != PARAM_FROM_RANDOM)
-            continue;
-        if (n == 0 || n > sizeof(raw) || m->scratch_used + (n * 4 + 2) / 3 + 1 > ROUTER_SCRATCH)
-            return -1;
-        while (got < n) {
-            ssize_t r = getrandom(raw + got, n - got, 0);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                return -1;
-            got += (size_t)r;
-        }
-        out = m->scratch + m->scratch_used;
-        for (size_t j = 0; j < n; j += 3) {
-            uint32_t v = (uint32_t)raw[j] << 16;
-            size_t left = n - j;
-            if (left > 1)
-                v |= (uint32_t)raw[j + 1] << 8;
-            if (left > 2)
-                v |= raw[j + 2];
-            out[o++] = b64url[(v >> 18) & 63];
-            out[o++] = b64url[(v >> 12) & 63];
-            if (left > 1)
-                out[o++] = b64url[(v >> 6) & 63];
-            if (left > 2)
-                out[o++] = b64url[v & 63];
-        }
-        out[o] = '\0';
-        m->values[i].s = out;
-        m->values[i].len = o;
-        m->values[i].present = true;
-        m->scratch_used += o + 1;
-    }
-    return 0;
-}
-
-/* Bump every tag of the route's invalidate templates. Returns false if
- * one could not be rendered or the provider failed. */
-static bool invalidate(struct handler *h, struct handler_state *st, struct db_result *res)
-{
-    const struct route *route = st->m.route;
-    struct rc_str tags[ENTRY_MAX_TAGS];
-    char tagbuf[HANDLER_TAGS_MAX];
-    size_t used = 0, n = 0;
-    bool ok = true;
-
-    if (h->cache == NULL || route->ninvalidate == 0)
-        return true;
-    for (size_t i = 0; i < route->ninvalidate && n < ENTRY_MAX_TAGS; i++) {
-        int len = router_render(&route->invalidate[i], &st->m, db_result_column, res, tagbuf + used,
-                                sizeof(tagbuf) - used);
-        if (len < 0) {
-            log_msg(LOG_ERROR, "invalidate_render_failed", "\"route\":\"%s\",\"template\":%d",
-                    route->name, (int)i);
-            ok = false;
-            continue;
-        }
-        tags[n].s = tagbuf + used;
-        tags[n].len = (size_t)len;
-        n++;
-        used += (size_t)len + 1;
-    }
-    if (n > 0 && h->cache->ops->bump_tags(h->cache->self, tags, n) < 0) {
-        log_msg(LOG_ERROR, "invalidate_failed", "\"route\":\"%s\"", route->name);
-        ok = false;
-    }
-    metrics_invalidation(h->metrics, (unsigned)n, ok);
-    return ok;
-}
-
-static void slow_write(struct handler *h, struct handler_worker *w, struct handler_state *st,
-                       const struct rc_io *io)
-{
-    const struct route *route = st->m.route;
-    struct db_result *res = NULL;
-    struct rowjson_result view;
-    char err[RC_ERRBUF], location[1024];
-    enum db_status ds;
-    int rc;
-    struct reply r = {.age = -1, .status = route->status};
-
-    if (route->has_body) {
-        rc = read_body(h, w, st, io);
-        if (rc == 413) {
-            snprintf(err, sizeof(err), "request body larger than %d bytes", h->cfg->max_body_bytes);
-            handler_send_error(io, st, 413, err, NULL);
-            return;
-        }
-        if (rc != 0) {
-            handler_send_error(io, st, 400, "could not read the request body", NULL);
-            return;
-        }
-        buf_reset(&w->store);
-        rc = body_parse(&st->m, w->reqbody.data ? w->reqbody.data : "", w->reqbody.len, &w->store,
-                        err);
-        if (rc != 0) {
-            handler_send_error(io, st, rc, err, NULL);
-            return;
-        }
-    }
-    if (fill_random(&st->m) < 0) {
-        handler_send_error(io, st, 500, "could not generate a token", NULL);
-        return;
-    }
-    ds = handler_exec(h, w, st, false, &res, err);
-    if (ds != DB_OK) {
-        handler_send_error(io, st, handler_status_for_db(ds), err, NULL);
-        return;
-    }
-    buf_reset(&w->body);
-    db_result_view(res, &view);
-    rc = rowjson_render(&w->body, route->result, &view);
-    if (rc == 1) {
-        char msg[128];
-        db_result_free(res);
-        snprintf(msg, sizeof(msg), "%s: no such resource", route->name);
-        handler_send_error(io, st, 404, msg, NULL);
-        return;
-    }
-    /* The change has committed: invalidate before answering, even if the
-     * body cannot be rendered, so no reader sees the old data after this. */
-    if (!invalidate(h, st, res))
-        r.extra = "X-Cache-Invalidation: failed";
-    if (rc < 0) {
-        db_result_free(res);
-        handler_send_error(io, st, 500, "the response is too large", NULL);
-        return;
-    }
-    if (route->location != NULL && router_render(route->location, &st->m, db_result_column, res,
-                                                 location, sizeof(location)) >= 0)
-        r.location = location;
-    db_result_free(res);
-    if (route->result == RESULT_NONE)
-        r.status = 204;
-    handler_send_reply(io, st, &r, w->body.data, w->body.len);
-}
-
 enum handler_next handler_fast(struct handler *h, struct handler_state *st,
                                const struct rc_request *req, const struct rc_io *io)
 {
@@ -568,6 +412,6 @@ void handler_slow(struct handler *h, struct handler_worker *w, struct handler_st
     else if (st->m.route->method == RC_GET)
         handler_read_slow(h, w, st, req, io);
     else
-        slow_write(h, w, st, io);
+        handler_write_slow(h, w, st, io);
     request_done(h, st, req);
 }

@@ -86,14 +86,17 @@ enum handler_next { HANDLER_DONE, HANDLER_NEEDS_WORKER };
 
 /* cache may be NULL (provider "none": every GET is a BYPASS); metrics and
  * health may be NULL (no /metrics series, /health reports down). */
+struct ownnotify;
 struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
                                struct metrics *metrics, struct health *health,
-                               char *errbuf) RC_MUSTCHECK;
+                               struct ownnotify *own, char *errbuf) RC_MUSTCHECK;
 void handler_free(struct handler *h);
 
 struct handler_worker *handler_worker_create(struct handler *h) RC_MUSTCHECK;
 void handler_worker_free(struct handler_worker *w);
 struct handler *handler_worker_handler(struct handler_worker *w);
+/* Between jobs (workers' idle callback): housekeeping of w's connection. */
+void handler_worker_idle(struct handler_worker *w);
 
 enum handler_next handler_fast(struct handler *h, struct handler_state *st,
                                const struct rc_request *req, const struct rc_io *io);

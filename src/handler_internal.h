@@ -30,6 +30,7 @@ struct handler {
     struct singleflight *sf;         /* coalesced misses: queries others may wait for */
     struct singleflight *refreshing; /* one queued refresh per key (nobody waits on it) */
     atomic_int refreshes;            /* queued or running: at most half the workers */
+    struct ownnotify *own;           /* our writes' notifications; may be NULL */
 };
 
 struct handler_worker {
@@ -40,6 +41,18 @@ struct handler_worker {
     buf reqbody;         /* request body */
     buf store;           /* body param values */
     uint64_t lock_token; /* this worker's token for the provider's lock op */
+    /* The write path (handler_write.c). */
+    struct handler_state *wt;       /* a write-through's GET twin: key, tags, gens */
+    struct notify_msg *nmsg;        /* an own notification, parsed */
+    buf bumptext, bumpidx, bumpvec; /* tags to bump: text, refs, rc_str vector */
+};
+
+/* An answer to store (handler_store). */
+struct fill {
+    int status;    /* 200 or 404 */
+    long ttl;      /* seconds fresh */
+    long cap;      /* "_ttl" column: seconds the entry may live at all; -1 none */
+    uint64_t etag; /* hash of the body */
 };
 
 /* What to put in the header block besides status and content type. */
@@ -69,7 +82,18 @@ enum db_status handler_exec(struct handler *h, struct handler_worker *w, struct 
  * fit (the request then bypasses the cache). */
 bool handler_key_and_tags(const struct route *route, struct handler_state *st);
 
+/* handler_write.c */
+/* A write on a database worker: body, statement, invalidation,
+ * write-through, answer. */
+void handler_write_slow(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                        const struct rc_io *io);
+
 /* handler_read.c */
+/* Seconds from a "_ttl" column of the result, or -1 when there is none. */
+long handler_ttl_column(struct db_result *res);
+/* Store the answer in w->body under st's key with st->gens. */
+void handler_store(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                   const struct fill *fl);
 /* The event loop's lookup (memory provider): answer a fresh entry (HIT), a
  * stale one inside its windows (STALE, refresh queued in st->after), or an
  * error-window one while the database is known to be down. True when

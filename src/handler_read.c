@@ -55,13 +55,6 @@ struct handler_task {
 };
 
 /* A query's answer, rendered into the worker's body buffer. */
-struct fill {
-    int status;    /* 200 or 404 */
-    long ttl;      /* seconds fresh */
-    long cap;      /* "_ttl" column: seconds the entry may live at all; -1 none */
-    uint64_t etag; /* hash of the body */
-};
-
 /* ---- small helpers ------------------------------------------------------ */
 
 static int64_t seconds_ms(int s)
@@ -276,7 +269,7 @@ static void unavailable(struct handler *h, struct handler_state *st, const struc
 /* ---- fill and store ----------------------------------------------------- */
 
 /* Seconds from a "_ttl" column, or -1 when there is none. */
-static long ttl_column(struct db_result *res)
+long handler_ttl_column(struct db_result *res)
 {
     size_t len = 0;
     const char *v = db_result_column(res, "_ttl", &len);
@@ -309,7 +302,7 @@ static int fill(struct handler *h, struct handler_worker *w, struct handler_stat
     buf_reset(&w->body);
     db_result_view(res, &view);
     rc = rowjson_render(&w->body, route->result, &view);
-    out->cap = ttl_column(res);
+    out->cap = handler_ttl_column(res);
     db_result_free(res);
     if (rc < 0) {
         log_msg(LOG_ERROR, "response_too_large", "\"route\":\"%s\"", route->name);
@@ -340,8 +333,8 @@ static int fill(struct handler *h, struct handler_worker *w, struct handler_stat
  * so a session is never answered after it expires). st->gens were read
  * before the query: an entry whose tags were bumped meanwhile is born
  * invalid and never answered (the race DESIGN.md closes). */
-static void store(struct handler *h, struct handler_worker *w, struct handler_state *st,
-                  const struct fill *fl)
+void handler_store(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                   const struct fill *fl)
 {
     const struct route *route = st->m.route;
     struct entry_view e;
@@ -431,7 +424,7 @@ static void read_and_answer(struct handler *h, struct handler_worker *w, struct 
     int rc = fill(h, w, st, &fl, err);
 
     if (rc == 0 && st->cacheable)
-        store(h, w, st, &fl);
+        handler_store(h, w, st, &fl);
     if (locked)
         remote_unlock(h, w, st);
     /* Waiters look again now: the entry is in place (or the query failed). */
@@ -565,7 +558,7 @@ static void refresh(struct handler *h, struct handler_worker *w, struct handler_
     rc = fill(h, w, st, &fl, err);
     metrics_refresh(h->metrics, rc == 0);
     if (rc == 0)
-        store(h, w, st, &fl);
+        handler_store(h, w, st, &fl);
     else
         log_msg(LOG_WARN, "refresh_failed", "\"route\":\"%s\",\"status\":%d", st->m.route->name,
                 rc);
@@ -642,7 +635,7 @@ int handler_warm(struct handler *h, struct handler_worker *w, struct handler_sta
     }
     rc = fill(h, w, st, &fl, err);
     if (rc == 0 && fl.ttl > 0) {
-        store(h, w, st, &fl);
+        handler_store(h, w, st, &fl);
         stored = 1;
     }
     flight_end(h, f, rc == 503);

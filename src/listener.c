@@ -4,17 +4,18 @@
  * The thread owns its db_listen connection. It waits for notifications
  * (and for its eventfd, which listener_stop writes) in db_listen_wait;
  * each payload is parsed (notify.c) and its tags bumped through the cache
- * provider. A payload that cannot be parsed bumps "*": an unknown change
- * must not leave stale data fresh. A lost connection is retried with
- * exponential back-off (100 ms .. 5 s); the first LISTEN after a loss
- * bumps "*" and counts a reconnect, and so does the first LISTEN at start
- * if requests were already answered from the database without it.
+ * provider, unless one of our own writes bumped them already (ownnotify.h). A payload that cannot
+ * be parsed bumps "*": an unknown change must not leave stale data fresh. A lost connection is
+ * retried with exponential back-off (100 ms .. 5 s); the first LISTEN after a loss bumps "*" and
+ * counts a reconnect, and so does the first LISTEN at start if requests were already answered from
+ * the database without it.
  */
 #include "listener.h"
 
 #include "db.h"
 #include "log.h"
 #include "notify.h"
+#include "ownnotify.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -30,11 +31,14 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define WAIT_MS        1000
+/* Longest wait for a worker to report a write of its own (ownnotify.h). */
+#define OWN_WAIT_MS 100
 
 struct listener {
     const struct rc_config *cfg;
     struct cache *cache;
     struct metrics *metrics;
+    struct ownnotify *own; /* may be NULL */
     struct db_listen *db;
     int wake_fd;
     atomic_bool stopping;
@@ -62,13 +66,21 @@ static void bump_all(struct listener *l, const char *why)
             why, ok ? "true" : "false");
 }
 
-static void on_notify(void *ctx, const char *payload)
+static void on_notify(void *ctx, int pid, const char *payload)
 {
     struct listener *l = ctx;
     struct notify_msg *m = &l->msg;
     int64_t delay_us = -1;
     int ok;
 
+    /* One of our own writes, whose worker heard it too and bumped its tags
+     * before answering: bumping again would only undo what the write made
+     * current (ownnotify.h). */
+    if (l->own != NULL && payload != NULL &&
+        ownnotify_take(l->own, pid, payload, rc_mono_ms(), OWN_WAIT_MS)) {
+        metrics_own_notification(l->metrics);
+        return;
+    }
     if (notify_parse(payload, m) < 0) {
         log_msg(LOG_WARN, "notify_payload_invalid", "\"bytes\":%zu", payload ? strlen(payload) : 0);
         bump_all(l, "invalid payload");
@@ -151,7 +163,7 @@ static void *listener_main(void *arg)
 }
 
 struct listener *listener_start(const struct rc_config *cfg, struct cache *cache,
-                                struct metrics *metrics, char *errbuf)
+                                struct metrics *metrics, struct ownnotify *own, char *errbuf)
 {
     struct listener *l = calloc(1, sizeof(*l));
     pthread_condattr_t ca;
@@ -164,6 +176,7 @@ struct listener *listener_start(const struct rc_config *cfg, struct cache *cache
     l->cfg = cfg;
     l->cache = cache;
     l->metrics = metrics;
+    l->own = own;
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     l->db = db_listen_open(cfg);
     if (l->wake_fd < 0 || l->db == NULL) {

@@ -23,9 +23,13 @@
 struct listener;
 
 /* Start the thread on cfg->db_notify_channel (must be set). metrics may be
- * NULL. It connects in the background and retries with back-off. */
+ * NULL; own (may be NULL) holds the notifications our writes bumped
+ * themselves, which it skips. It connects in the background and retries
+ * with back-off. */
+struct ownnotify;
 struct listener *listener_start(const struct rc_config *cfg, struct cache *cache,
-                                struct metrics *metrics, char *errbuf) RC_MUSTCHECK;
+                                struct metrics *metrics, struct ownnotify *own,
+                                char *errbuf) RC_MUSTCHECK;
 /* Wait at most timeout_ms for the first LISTEN; true when listening. */
 bool listener_wait_ready(struct listener *l, int timeout_ms);
 /* Stop and join the thread, close the connection. Accepts NULL. */

@@ -16,6 +16,7 @@
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
+#include "ownnotify.h"
 #include "server.h"
 #include "warm.h"
 
@@ -35,6 +36,8 @@
 #define DRAIN_MS 10000
 /* How often the health prober checks the database and the cache. */
 #define HEALTH_INTERVAL_MS 1000
+/* Own writes' notifications between commit and the listener's receipt. */
+#define OWN_NOTIFY_PAIRS 1024
 
 static void usage(FILE *out)
 {
@@ -137,6 +140,7 @@ int main(int argc, char **argv)
     struct metrics *metrics = NULL;
     struct health *health = NULL;
     struct listener *listener = NULL;
+    struct ownnotify *own = NULL;
     struct warm *warm = NULL;
     int listen_fd, status = 1, sig;
     sigset_t sigs;
@@ -203,7 +207,7 @@ int main(int argc, char **argv)
     }
     if (check_only) {
         /* The router's own checks (ambiguous templates) count as config. */
-        handler = handler_create(cfg, NULL, NULL, NULL, err);
+        handler = handler_create(cfg, NULL, NULL, NULL, NULL, err);
         if (handler == NULL) {
             fprintf(stderr, "respcache: %s\n", err);
             config_free(cfg);
@@ -252,8 +256,11 @@ int main(int argc, char **argv)
     /* Listen before answering, so that nothing is cached unheard. Bounded:
      * with the database down the listener keeps retrying on its own. */
     if (cache != NULL && cfg->db_notify_channel != NULL) {
-        listener = listener_start(cfg, cache, metrics, err);
+        own = ownnotify_create(OWN_NOTIFY_PAIRS);
+        listener = own ? listener_start(cfg, cache, metrics, own, err) : NULL;
         if (listener == NULL) {
+            if (own == NULL)
+                rc_err(err, "out of memory");
             start_failed(err);
             goto out;
         }
@@ -261,7 +268,7 @@ int main(int argc, char **argv)
             log_msg(LOG_WARN, "listener_not_ready", "\"waited_ms\":%d",
                     cfg->db_connect_timeout_ms + 1000);
     }
-    handler = handler_create(cfg, cache, metrics, health, err);
+    handler = handler_create(cfg, cache, metrics, health, own, err);
     if (handler == NULL) {
         start_failed(err);
         goto out;
@@ -308,6 +315,7 @@ out:
     listener_stop(listener);
     health_stop(health);
     handler_free(handler);
+    ownnotify_free(own);
     metrics_free(metrics);
     cache_free(cache);
     if (listen_spec != NULL && strncmp(listen_spec, "unix:", 5) == 0 && listen_fd >= 0)

@@ -65,6 +65,10 @@ void metrics_refresh(struct metrics *m, int ok);
 /* A notification from the database bumped `tags` tags; delay_us is the
  * time from its commit to the bump (< 0: unknown). */
 void metrics_db_invalidation(struct metrics *m, unsigned tags, int64_t delay_us);
+/* A notification of one of our own writes, which the write bumped itself. */
+void metrics_own_notification(struct metrics *m);
+/* A write-through route stored its answer (stored) or could not. */
+void metrics_write_through(struct metrics *m, bool stored);
 /* The LISTEN connection came back after a drop (and "*" was bumped). */
 void metrics_listener_reconnect(struct metrics *m);
 /* Warm-up stored n entries. */

@@ -526,6 +526,13 @@ static void *worker_init(void *arg)
     return handler_worker_create(s->handler);
 }
 
+/* No job for a while: let the worker's connection read what PostgreSQL
+ * sent it meanwhile (notifications), so the server never waits on it. */
+static void worker_idle(void *ctx)
+{
+    handler_worker_idle(ctx);
+}
+
 static void worker_run(void *ctx, struct workers_job *job)
 {
     struct conn *c;
@@ -591,7 +598,8 @@ struct server *server_create(const struct rc_config *cfg, struct handler *h, int
 
 int server_start(struct server *s, char *errbuf)
 {
-    struct workers_fns fns = {worker_init, worker_run, worker_fini, s};
+    struct workers_fns fns = {
+        .init = worker_init, .run = worker_run, .idle = worker_idle, .fini = worker_fini, .arg = s};
     int fl;
 
     if (FCGX_Init() != 0)

@@ -6,10 +6,12 @@
  */
 #include "workers.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct workers {
     pthread_mutex_t lock;
@@ -42,8 +44,26 @@ static void *thread_main(void *arg)
     for (;;) {
         struct workers_job *job;
         pthread_mutex_lock(&w->lock);
-        while (w->head == NULL && !w->stopping)
-            pthread_cond_wait(&w->cond, &w->lock);
+        while (w->head == NULL && !w->stopping) {
+            struct timespec until;
+            if (w->fns.idle == NULL) {
+                pthread_cond_wait(&w->cond, &w->lock);
+                continue;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += WORKERS_IDLE_MS / 1000;
+            until.tv_nsec += (long)(WORKERS_IDLE_MS % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT &&
+                w->head == NULL && !w->stopping) {
+                pthread_mutex_unlock(&w->lock);
+                w->fns.idle(ctx);
+                pthread_mutex_lock(&w->lock);
+            }
+        }
         job = w->head;
         if (job == NULL) { /* stopping and drained */
             pthread_mutex_unlock(&w->lock);
@@ -71,8 +91,12 @@ struct workers *workers_create(size_t nthreads, const struct workers_fns *fns, c
         rc_err(errbuf, "cannot create the worker pool");
         return NULL;
     }
+    pthread_condattr_t ca;
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the idle wait's clock */
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&w->started_cond, NULL);
     w->fns = *fns;
     w->threads = calloc(nthreads, sizeof(pthread_t));

@@ -98,8 +98,10 @@ class UserWrites(Base):
         self.assertGreaterEqual(parse_ts(u["updated_at"]), parse_ts(before["updated_at"]), "updated_at moves forward")
         g = self.get(p)
         self.assertStatus(g, 200)
-        self.assertXCache(g, "MISS", "the first GET after a PATCH must not be served from the old entry")
-        self.assertEqual(g.json(), u, "GET after PATCH must show the write")
+        # The route writes through: its answer replaced the old entry.
+        self.assertXCache(g, "HIT", "the first GET after a PATCH answers the PATCH's entry")
+        self.assertEqual(g.body, r.body, "GET after PATCH must show the write")
+        self.assertEqual(g.json(), u)
         self.assertNotEqual(g.headers.get("etag"), None)
 
     def test_patch_user_email(self):

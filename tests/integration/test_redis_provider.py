@@ -99,18 +99,22 @@ class RedisCase(RCTestCase):
         return uid
 
     def patch_invalidates(self, uid, what):
+        """The PATCH bumps user:{id} in Redis and stores its answer as the
+        GET's entry there (write-through): the next GET is a HIT with it."""
         p = "/api/users/%d" % uid
-        r = self.req("PATCH", p, {"name": "Renamed %d" % uid})
-        self.assertStatus(r, 200, what)
-        self.assertNotIn("x-cache-invalidation", r.headers, "%s: the bump must succeed" % what)
+        w = self.req("PATCH", p, {"name": "Renamed %d" % uid})
+        self.assertStatus(w, 200, what)
+        self.assertNotIn("x-cache-invalidation", w.headers, "%s: the bump must succeed" % what)
         r = self.get(p)
-        self.assertXCache(r, "MISS", what + ": GET after PATCH")
+        self.assertXCache(r, "HIT", what + ": GET after PATCH (written through)")
+        self.assertEqual(r.body, w.body, what)
         self.assertEqual(r.json()["name"], "Renamed %d" % uid, what)
 
     def hit_soon(self, p, what):
-        """The users trigger's NOTIFY bumps the PATCHed user's tag once more,
-        a few ms after the PATCH answered; an entry filled before that bump
-        landed is a miss once more (never stale). Then it is a HIT."""
+        """GET p until a HIT (within 3 s). The PATCH's own trigger notification
+        no longer bumps its tag a second time (the write bumps it and the
+        listener skips it), but a notification the listener does not match
+        would: such a bump makes one more miss, never a stale answer."""
         seen = []
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:

@@ -1047,6 +1047,155 @@ static void test_notify_channel_setting(void **state)
     config_free(c);
 }
 
+/* ---- write_through ---------------------------------------------------- */
+
+/* A cached GET of one user, and a PATCH of it that names it. */
+#define WT_USER                                                                                    \
+    "{'name':'user','method':'GET','path':'/u/{id:int}','params':[{'name':'id','from':'path'}],"   \
+    " 'sql':'SELECT * FROM users WHERE id = $1','tags':['user:{id}']}"
+#define WT_PATCH(extra)                                                                            \
+    "{'name':'patch_user','method':'PATCH','path':'/u/{id:int}',"                                  \
+    " 'params':[{'name':'id','from':'path'},{'name':'email','from':'body'}],"                      \
+    " 'sql':'UPDATE users SET email = $2 WHERE id = $1 RETURNING *',"                              \
+    " 'invalidate':['user:{id}']" extra "}"
+#define WT_NAMES(target) WT_PATCH(",'write_through':'" target "'")
+
+static void test_write_through_names_a_cached_get_route(void **state)
+{
+    (void)state;
+    struct rc_config *c = load_ok(ROUTES(WT_USER "," WT_NAMES("user")));
+    const struct route *get = &c->routes[1], *patch = &c->routes[2];
+
+    assert_string_equal(patch->name, "patch_user");
+    assert_non_null(patch->write_through_name);
+    assert_string_equal(patch->write_through_name, "user");
+    if (patch->write_through != get)
+        fail_msg("routes[2].write_through must point at routes[1] (user)");
+    assert_null(get->write_through);
+    assert_null(get->write_through_name);
+    assert_null(c->routes[0].write_through);
+
+    char *text = capture(config_print, c);
+    assert_non_null(strstr(text, "write_through user"));
+    free(text);
+    config_free(c);
+
+    /* a PUT answering an object may name it too */
+    c = load_ok(ROUTES(WT_USER ",{'name':'put_user','method':'PUT','path':'/u/{id:int}',"
+                               "'params':[{'name':'id','from':'path'}],'sql':'SELECT $1',"
+                               "'write_through':'user'}"));
+    if (c->routes[2].write_through != &c->routes[1])
+        fail_msg("the PUT's write_through must point at routes[1] (user)");
+    config_free(c);
+}
+
+static void test_write_through_target_may_come_later(void **state)
+{
+    (void)state;
+    struct rc_config *c = load_ok(ROUTES(WT_NAMES("user") "," WT_USER));
+    const struct route *patch = &c->routes[1], *get = &c->routes[2];
+
+    assert_string_equal(get->name, "user");
+    if (patch->write_through != get)
+        fail_msg("routes[1].write_through must point at routes[2] (user), declared after it");
+    assert_string_equal(patch->write_through_name, "user");
+    config_free(c);
+}
+
+static void test_write_through_only_on_writes_answering_an_object(void **state)
+{
+    (void)state;
+    expect_error(ROUTES(WT_USER ",{'name':'user2','method':'GET','path':'/v/{id:int}',"
+                                "'params':[{'name':'id','from':'path'}],'sql':'SELECT $1',"
+                                "'write_through':'user'}"),
+                 "routes[2].write_through: only a write route whose result is \"object\"");
+    expect_error(ROUTES(WT_USER "," WT_PATCH(",'result':'array','write_through':'user'")),
+                 "routes[2].write_through: only a write route whose result is \"object\"");
+    expect_error(ROUTES(WT_USER "," WT_PATCH(",'result':'none','write_through':'user'")),
+                 "routes[2].write_through: only a write route whose result is \"object\"");
+    expect_error(ROUTES(WT_USER "," WT_PATCH(",'write_through':7")),
+                 "routes[2].write_through: expected a string");
+}
+
+static void test_write_through_target_must_exist(void **state)
+{
+    (void)state;
+    expect_error(ROUTES(WT_USER "," WT_NAMES("nope")),
+                 "routes[2].write_through: no route named \"nope\"");
+    expect_error(ROUTES(WT_USER "," WT_NAMES("User")),
+                 "routes[2].write_through: no route named \"User\"");
+}
+
+static void test_write_through_target_must_be_a_cached_object_get(void **state)
+{
+    (void)state;
+    const char *const must = "must be a cached GET route (ttl > 0) whose result is \"object\"";
+    char want[256];
+
+    /* another write, and the route itself */
+    snprintf(want, sizeof(want), "routes[2].write_through: \"post_user\" %s", must);
+    expect_error(ROUTES(WT_USER "," WT_NAMES(
+                     "post_user") ","
+                                  "{'name':'post_user','method':'POST','path':'/u/{id:int}',"
+                                  "'params':[{'name':'id','from':'path'}],'sql':'SELECT $1'}"),
+                 want);
+    snprintf(want, sizeof(want), "routes[2].write_through: \"patch_user\" %s", must);
+    expect_error(ROUTES(WT_USER "," WT_NAMES("patch_user")), want);
+
+    /* a GET that is not cached: ttl 0 of its own, or from cache.default_ttl */
+    snprintf(want, sizeof(want), "routes[2].write_through: \"user\" %s", must);
+    expect_error(
+        ROUTES(
+            "{'name':'user','method':'GET','path':'/u/{id:int}',"
+            "'params':[{'name':'id','from':'path'}],'sql':'SELECT $1','ttl':0}," WT_NAMES("user")),
+        want);
+    expect_error("{'cache':{'default_ttl':0},'routes':[" R0 "," WT_USER "," WT_NAMES("user") "]}",
+                 want);
+
+    /* a GET answering an array or a value */
+    expect_error(ROUTES("{'name':'user','method':'GET','path':'/u/{id:int}',"
+                        "'params':[{'name':'id','from':'path'}],'sql':'SELECT $1',"
+                        "'result':'array'}," WT_NAMES("user")),
+                 want);
+    expect_error(ROUTES("{'name':'user','method':'GET','path':'/u/{id:int}',"
+                        "'params':[{'name':'id','from':'path'}],'sql':'SELECT $1',"
+                        "'result':'value'}," WT_NAMES("user")),
+                 want);
+}
+
+static void test_write_through_target_params_come_from_the_write_path(void **state)
+{
+    (void)state;
+    /* a query param: the write cannot know which value the GET's key has */
+    expect_error(ROUTES("{'name':'user','method':'GET','path':'/u/{id:int}',"
+                        "'params':[{'name':'id','from':'path'},{'name':'fields','from':'query'}],"
+                        "'sql':'SELECT $1, $2'}," WT_NAMES("user")),
+                 "routes[2].write_through: param \"fields\" of \"user\" is not from the path");
+
+    /* a path param the write does not have */
+    expect_error(ROUTES("{'name':'user','method':'GET','path':'/o/{org}/u/{id:int}',"
+                        "'params':[{'name':'org','from':'path'},{'name':'id','from':'path'}],"
+                        "'sql':'SELECT $1, $2'}," WT_NAMES("user")),
+                 "routes[2].write_through: \"user\" has a param \"org\" that this route does "
+                 "not have");
+    /* the same, named differently */
+    expect_error(
+        ROUTES("{'name':'user','method':'GET','path':'/u/{uid:int}',"
+               "'params':[{'name':'uid','from':'path'}],'sql':'SELECT $1'}," WT_NAMES("user")),
+        "routes[2].write_through: \"user\" has a param \"uid\" that this route does "
+        "not have");
+}
+
+static void test_write_through_params_have_the_same_type(void **state)
+{
+    (void)state;
+    /* the GET's id is a string, the PATCH's an int: the keys could differ */
+    expect_error(ROUTES("{'name':'user','method':'GET','path':'/u/{id}',"
+                        "'params':[{'name':'id','from':'path'}],"
+                        "'sql':'SELECT $1'}," WT_NAMES("user")),
+                 "routes[2].write_through: param \"id\" is int here but string in \"user\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1089,6 +1238,13 @@ int main(void)
         T(test_entity_and_window_errors),
         T(test_warm_entries_are_checked),
         T(test_notify_channel_setting),
+        T(test_write_through_names_a_cached_get_route),
+        T(test_write_through_target_may_come_later),
+        T(test_write_through_params_have_the_same_type),
+        T(test_write_through_only_on_writes_answering_an_object),
+        T(test_write_through_target_must_exist),
+        T(test_write_through_target_must_be_a_cached_object_get),
+        T(test_write_through_target_params_come_from_the_write_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,404 @@
+/*
+ * handler_write.c - the write path: read and check the body, run the
+ * route's statement (one transaction), invalidate, optionally store the
+ * answer for the route's GET twin (write-through), answer.
+ *
+ * Invalidation. After the commit the worker bumps, in one call, the tags
+ * of the route's invalidate templates and the tags of the notifications
+ * its own transaction sent (tables' respcache_notify triggers, cascades
+ * included; db_own_notifies). It records those notifications in the
+ * ownnotify table first, so the listener thread, which receives them too,
+ * does not bump the same tags a second time a few ms later (ownnotify.h).
+ *
+ * Write-through (route.write_through). A PATCH that answers the row it
+ * wrote already holds what the next GET of that row would query. Storing
+ * it under the GET's key is safe only if nothing else changed the row's
+ * tags meanwhile; the tag generations tell: they are read before the
+ * statement (g0) and again after the bump (g1). The answer is stored, with
+ * g1, only if every tag moved by exactly our own bump (g1 = g0 + 1 for a
+ * tag we bumped, g1 = g0 for the others). Any other change that committed
+ * after g0 was read bumped a tag before g1 was read (then the check fails
+ * and nothing is stored) or bumps it later (then the entry is born valid
+ * and dies with that bump, as any filled entry would). The statement's
+ * snapshot is taken after g0 was read, so the answer includes every change
+ * whose bump g0 saw.
+ */
+#include "handler_internal.h"
+
+#include "body.h"
+#include "log.h"
+#include "notify.h"
+#include "ownnotify.h"
+#include "rowjson.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* Tags deduplicated while the set is this small; past it (a cascade over
+ * many rows) a tag may be bumped twice, which only costs write-through. */
+#define BUMP_DEDUPE_MAX 64
+
+struct tagref {
+    size_t off, len;
+};
+
+/* ---- the request body and random params ---------------------------------- */
+
+/* Read the whole request body into w->reqbody. 0, 413 or 400. */
+static int read_body(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                     const struct rc_io *io)
+{
+    size_t max = (size_t)h->cfg->max_body_bytes;
+
+    buf_reset(&w->reqbody);
+    for (;;) {
+        char chunk[16384];
+        long n = io->read(io->ctx, chunk, sizeof(chunk));
+        if (n < 0)
+            return 400;
+        if (n == 0)
+            break;
+        if (w->reqbody.len + (size_t)n > max)
+            return 413;
+        if (buf_append(&w->reqbody, chunk, (size_t)n) < 0)
+            return 413;
+    }
+    st->body_consumed = true;
+    return 0;
+}
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Fill random params from the OS CSPRNG, base64url without padding, into
+ * the match's scratch. 0 or -1. */
+static int fill_random(struct router_match *m)
+{
+    const struct route *route = m->route;
+
+    for (size_t i = 0; i < route->nparams; i++) {
+        const struct route_param *p = &route->params[i];
+        unsigned char raw[64];
+        size_t n = p->random_bytes, got = 0, o = 0;
+        char *out;
+
+        if (p->from != PARAM_FROM_RANDOM)
+            continue;
+        if (n == 0 || n > sizeof(raw) || m->scratch_used + (n * 4 + 2) / 3 + 1 > ROUTER_SCRATCH)
+            return -1;
+        while (got < n) {
+            ssize_t r = getrandom(raw + got, n - got, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return -1;
+            got += (size_t)r;
+        }
+        out = m->scratch + m->scratch_used;
+        for (size_t j = 0; j < n; j += 3) {
+            uint32_t v = (uint32_t)raw[j] << 16;
+            size_t left = n - j;
+            if (left > 1)
+                v |= (uint32_t)raw[j + 1] << 8;
+            if (left > 2)
+                v |= raw[j + 2];
+            out[o++] = b64url[(v >> 18) & 63];
+            out[o++] = b64url[(v >> 12) & 63];
+            if (left > 1)
+                out[o++] = b64url[(v >> 6) & 63];
+            if (left > 2)
+                out[o++] = b64url[v & 63];
+        }
+        out[o] = '\0';
+        m->values[i].s = out;
+        m->values[i].len = o;
+        m->values[i].present = true;
+        m->scratch_used += o + 1;
+    }
+    return 0;
+}
+
+/* ---- the set of tags to bump --------------------------------------------- */
+
+static void bumps_reset(struct handler_worker *w)
+{
+    buf_reset(&w->bumptext);
+    buf_reset(&w->bumpidx);
+}
+
+static size_t bumps_count(const struct handler_worker *w)
+{
+    return w->bumpidx.len / sizeof(struct tagref);
+}
+
+static bool bumps_has(const struct handler_worker *w, const char *s, size_t len)
+{
+    const struct tagref *t = (const struct tagref *)(const void *)w->bumpidx.data;
+    for (size_t i = 0, n = bumps_count(w); i < n; i++)
+        if (t[i].len == len && memcmp(w->bumptext.data + t[i].off, s, len) == 0)
+            return true;
+    return false;
+}
+
+static int bumps_add(struct handler_worker *w, const char *s, size_t len)
+{
+    struct tagref t = {w->bumptext.len, len};
+
+    if (bumps_count(w) < BUMP_DEDUPE_MAX && bumps_has(w, s, len))
+        return 0;
+    if (buf_append(&w->bumptext, s, len) < 0 || buf_append(&w->bumpidx, &t, sizeof(t)) < 0)
+        return -1;
+    return 0;
+}
+
+/* Bump the whole set in one provider call. True on success (or nothing). */
+static bool bumps_apply(struct handler *h, struct handler_worker *w)
+{
+    const struct tagref *t = (const struct tagref *)(const void *)w->bumpidx.data;
+    size_t n = bumps_count(w);
+    struct rc_str *v;
+    bool ok;
+
+    if (n == 0)
+        return true;
+    buf_reset(&w->bumpvec);
+    if (buf_reserve(&w->bumpvec, n * sizeof(*v)) < 0)
+        return false;
+    v = (struct rc_str *)(void *)w->bumpvec.data;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct rc_str){w->bumptext.data + t[i].off, t[i].len};
+    ok = h->cache->ops->bump_tags(h->cache->self, v, n) == 0;
+    metrics_invalidation(h->metrics, (unsigned)n, ok);
+    return ok;
+}
+
+/* The route's invalidate templates, rendered with the params and the
+ * result row. False if one could not be rendered. */
+static bool add_route_tags(struct handler_worker *w, struct handler_state *st,
+                           struct db_result *res)
+{
+    const struct route *route = st->m.route;
+    char tag[HANDLER_TAGS_MAX];
+    bool ok = true;
+
+    for (size_t i = 0; i < route->ninvalidate; i++) {
+        int len =
+            router_render(&route->invalidate[i], &st->m, db_result_column, res, tag, sizeof(tag));
+        if (len < 0 || bumps_add(w, tag, (size_t)len) < 0) {
+            log_msg(LOG_ERROR, "invalidate_render_failed", "\"route\":\"%s\",\"template\":%d",
+                    route->name, (int)i);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+struct own_ctx {
+    struct handler *h;
+    struct handler_worker *w;
+    bool ok;
+};
+
+/* A notification our own transaction sent: its tags join the set, and the
+ * listener is told it need not bump them. One that cannot be parsed
+ * bumps everything, as the listener would. */
+static void on_own_notify(void *ctx, int pid, const char *payload)
+{
+    struct own_ctx *c = ctx;
+    struct notify_msg *m = c->w->nmsg;
+
+    if (payload == NULL)
+        return;
+    if (notify_parse(payload, m) < 0) {
+        if (bumps_add(c->w, CACHE_GLOBAL_TAG, 1) < 0)
+            c->ok = false;
+    } else {
+        for (size_t i = 0; i < m->ntags; i++)
+            if (bumps_add(c->w, m->tags[i].s, m->tags[i].len) < 0)
+                c->ok = false;
+    }
+    /* Only a notification whose tags are surely in the set may be skipped
+     * by the listener. */
+    if (c->ok && c->h->own != NULL && ownnotify_put(c->h->own, pid, payload, rc_mono_ms()) < 0)
+        log_msg(LOG_WARN, "own_notify_untracked", NULL);
+}
+
+/* Right after the commit: start the set of tags to bump with what the
+ * write's own transaction notified, and tell the listener (which is
+ * waiting for this, ownnotify_take) that they are ours. */
+static void collect_own(struct handler *h, struct handler_worker *w)
+{
+    struct own_ctx oc = {h, w, true};
+
+    bumps_reset(w);
+    /* Always drain the connection's notifications, even without a cache. */
+    (void)db_own_notifies(w->db, on_own_notify, &oc);
+    if (!oc.ok) { /* a tag we could not keep: everything, to be safe */
+        bumps_reset(w);
+        (void)bumps_add(w, CACHE_GLOBAL_TAG, 1);
+    }
+}
+
+/* Bump what the committed write changed: what collect_own found, and the
+ * route's tags when the write found its row. False when a tag could not
+ * be rendered or the provider failed (the answer then says so). */
+static bool invalidate(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                       struct db_result *res, bool found)
+{
+    bool ok = true;
+
+    if (h->cache == NULL)
+        return true;
+    if (found)
+        ok = add_route_tags(w, st, res);
+    if (!bumps_apply(h, w)) {
+        log_msg(LOG_ERROR, "invalidate_failed", "\"route\":\"%s\"", st->m.route->name);
+        return false;
+    }
+    return ok;
+}
+
+/* ---- write-through ----------------------------------------------------------- */
+
+/* Before the statement: the GET twin's key and tags (its params are the
+ * write's params of the same names) and their generations, into w->wt.
+ * False when the write cannot store its answer (a param absent, a key too
+ * long, the provider failed). */
+static bool write_through_begin(struct handler *h, struct handler_worker *w,
+                                const struct handler_state *st)
+{
+    const struct route *t = st->m.route->write_through, *r = st->m.route;
+    struct handler_state *ws = w->wt;
+
+    if (t == NULL || h->cache == NULL || ws == NULL)
+        return false;
+    ws->m.route = t;
+    ws->m.route_index = (int)(t - h->cfg->routes);
+    ws->m.scratch_used = 0;
+    for (size_t i = 0; i < t->nparams; i++) {
+        size_t j = 0;
+        while (j < r->nparams && strcmp(r->params[j].name, t->params[i].name) != 0)
+            j++;
+        if (j == r->nparams || !st->m.values[j].present)
+            return false;
+        ws->m.values[i] = st->m.values[j]; /* points into st: lives as long */
+    }
+    if (!handler_key_and_tags(t, ws))
+        return false;
+    return h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, ws->gens) == 0;
+}
+
+/* After the commit and the bump: store the answer in w->body as the GET
+ * twin's entry, if no other change moved its tags (see the top). */
+static void write_through_end(struct handler *h, struct handler_worker *w, struct db_result *res)
+{
+    struct handler_state *ws = w->wt;
+    uint64_t now[ENTRY_MAX_TAGS];
+    const struct route *t = ws->m.route;
+    struct fill fl = {.status = 200, .ttl = t->ttl, .cap = handler_ttl_column(res)};
+
+    if (h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, now) < 0) {
+        metrics_write_through(h->metrics, false);
+        return;
+    }
+    for (size_t i = 0; i < ws->ntags; i++) {
+        uint64_t want = ws->gens[i] + (bumps_has(w, ws->tags[i].s, ws->tags[i].len) ? 1 : 0);
+        if (now[i] != want) {
+            metrics_write_through(h->metrics, false);
+            return;
+        }
+    }
+    memcpy(ws->gens, now, ws->ntags * sizeof(now[0]));
+    if (fl.cap >= 0 && fl.cap < fl.ttl)
+        fl.ttl = fl.cap;
+    fl.etag = entry_hash(w->body.data, w->body.len);
+    handler_store(h, w, ws, &fl);
+    metrics_write_through(h->metrics, true);
+}
+
+/* ---- the write ---------------------------------------------------------------- */
+
+void handler_write_slow(struct handler *h, struct handler_worker *w, struct handler_state *st,
+                        const struct rc_io *io)
+{
+    const struct route *route = st->m.route;
+    struct db_result *res = NULL;
+    struct rowjson_result view;
+    char err[RC_ERRBUF], location[1024];
+    enum db_status ds;
+    bool wt, bumped;
+    int rc, pid;
+    struct reply r = {.age = -1, .status = route->status};
+
+    if (route->has_body) {
+        rc = read_body(h, w, st, io);
+        if (rc == 413) {
+            snprintf(err, sizeof(err), "request body larger than %d bytes", h->cfg->max_body_bytes);
+            handler_send_error(io, st, 413, err, NULL);
+            return;
+        }
+        if (rc != 0) {
+            handler_send_error(io, st, 400, "could not read the request body", NULL);
+            return;
+        }
+        buf_reset(&w->store);
+        rc = body_parse(&st->m, w->reqbody.data ? w->reqbody.data : "", w->reqbody.len, &w->store,
+                        err);
+        if (rc != 0) {
+            handler_send_error(io, st, rc, err, NULL);
+            return;
+        }
+    }
+    if (fill_random(&st->m) < 0) {
+        handler_send_error(io, st, 500, "could not generate a token", NULL);
+        return;
+    }
+    wt = write_through_begin(h, w, st);
+    /* The listener may hear this write's notifications before this thread
+     * has read its answer: tell it to wait for them (on the connection's
+     * current session; a reconnect in between only costs a second bump). */
+    pid = db_backend_pid(w->db);
+    if (h->own != NULL)
+        ownnotify_begin(h->own, pid);
+    ds = handler_exec(h, w, st, false, &res, err);
+    if (ds == DB_OK)
+        collect_own(h, w);
+    if (h->own != NULL)
+        ownnotify_end(h->own, pid);
+    if (ds != DB_OK) {
+        handler_send_error(io, st, handler_status_for_db(ds), err, NULL);
+        return;
+    }
+    buf_reset(&w->body);
+    db_result_view(res, &view);
+    rc = rowjson_render(&w->body, route->result, &view);
+    if (rc == 1) {
+        char msg[128];
+        (void)invalidate(h, w, st, res, false); /* a trigger may have fired all the same */
+        db_result_free(res);
+        snprintf(msg, sizeof(msg), "%s: no such resource", route->name);
+        handler_send_error(io, st, 404, msg, NULL);
+        return;
+    }
+    /* The change has committed: invalidate before answering, even if the
+     * body cannot be rendered, so no reader sees the old data after this. */
+    bumped = invalidate(h, w, st, res, true);
+    if (!bumped)
+        r.extra = "X-Cache-Invalidation: failed";
+    else if (wt && rc == 0)
+        write_through_end(h, w, res);
+    if (rc < 0) {
+        db_result_free(res);
+        handler_send_error(io, st, 500, "the response is too large", NULL);
+        return;
+    }
+    if (route->location != NULL && router_render(route->location, &st->m, db_result_column, res,
+                                                 location, sizeof(location)) >= 0)
+        r.location = location;
+    db_result_free(res);
+    if (route->result == RESULT_NONE)
+        r.status = 204;
+    handler_send_reply(io, st, &r, w->body.data, w->body.len);
+}
