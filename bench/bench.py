@@ -84,6 +84,8 @@ class Interrupted(Exception):
 T0 = time.monotonic()
 
 
+NOCACHE_ROLE = "bench_nocache"  # see load_data
+
 def say(msg):
     print("==> [%4.0fs] %s" % (time.monotonic() - T0, msg), flush=True)
 
@@ -560,6 +562,14 @@ class Bench:
                                stdin=subprocess.DEVNULL)
             if r.returncode != 0:
                 raise Fail("loading %s failed:\n%s" % (f, r.stdout.decode("utf-8", "replace")[-3000:]))
+        # The caching-off instance logs in as this role, whose sessions send
+        # the tables' trigger notifications to a channel nobody listens on:
+        # its writes between the memory runs must not invalidate the memory
+        # instance's cache (those would be misses the memory runs did not
+        # cause). The trigger still runs, so writes cost the same.
+        self.psql("CREATE ROLE %s LOGIN SUPERUSER" % NOCACHE_ROLE)
+        self.psql("ALTER ROLE %s SET respcache.notify_channel = 'respcache_bench_unheard'"
+                  % NOCACHE_ROLE)
         self.psql("VACUUM ANALYZE", db="respcache", timeout=900)
         say("demo data: %d users loaded in %.1f s" % (self.P["users"], time.monotonic() - t0))
 
@@ -844,7 +854,10 @@ class Bench:
         self.start_postgres()
         self.load_data()
         self.rc = Instance(self, "memory", {"CACHE_PROVIDER": "memory"}, self.args.threads)
-        self.none = Instance(self, "none", {"CACHE_PROVIDER": "none"}, self.args.threads)
+        self.none = Instance(self, "none", {
+            "CACHE_PROVIDER": "none",
+            "DATABASE_URL": self.database_url.replace("user=postgres", "user=" + NOCACHE_ROLE)},
+            self.args.threads)
         for inst in (self.rc, self.none):
             inst.start()
 
@@ -1065,24 +1078,42 @@ class Bench:
         for i in range(P["runs"]):
             for rid, inst in (("mixed_memory", self.rc), ("mixed_none", self.none)):
                 self.pg_reset()
+                wt0 = self.write_through_counts(inst)
                 res = self.wrk(rid, inst.port, env)
                 q = self.pg_counts()
+                wt1 = self.write_through_counts(inst)
                 self.record(rid, res, {
                     "db_reads": q["read"], "db_writes": q["write"], "db_total": q["total"],
-                    "db_per_request": round(q["total"] / res["requests"], 4)})
+                    "db_per_request": round(q["total"] / res["requests"], 4),
+                    "wt_stored": wt1[0] - wt0[0], "wt_skipped": wt1[1] - wt0[1]})
         # Summary of the query counts.
         out = {}
         for rid in ("mixed_memory", "mixed_none"):
             runs = self.rows[rid]["runs"]
             req = sum(x["requests"] for x in runs)
-            out[rid] = {k: sum(x[k] for x in runs) for k in ("db_reads", "db_writes", "db_total")}
+            out[rid] = {k: sum(x.get(k, 0) for x in runs)
+                        for k in ("db_reads", "db_writes", "db_total", "wt_stored", "wt_skipped")}
             out[rid]["requests"] = req
             out[rid]["per_request"] = out[rid]["db_total"] / req
             out[rid]["reads_per_request"] = out[rid]["db_reads"] / req
         m, z = out["mixed_memory"], out["mixed_none"]
         out["reduction_total"] = 1 - m["per_request"] / z["per_request"]
+        # The writes' own statements, which no cache can save: the best
+        # reduction this mix allows.
+        out["reduction_bound"] = 1 - (m["db_writes"] / m["requests"]) / z["per_request"]
         out["reduction_reads"] = 1 - m["reads_per_request"] / z["reads_per_request"]
         self.facts["mixed"] = out
+
+    def write_through_counts(self, inst):
+        """(stored, skipped) from respcache_write_through_total in inst's /metrics."""
+        st, _, body, _ = http_get(inst.port, "/metrics")
+        got = [0, 0]
+        if st == 200:
+            for line in body.decode("utf-8", "replace").splitlines():
+                for i, lbl in enumerate(('result="stored"', 'result="skipped"')):
+                    if line.startswith("respcache_write_through_total{%s}" % lbl):
+                        got[i] = int(float(line.split()[-1]))
+        return got
 
     def section_burst(self):
         P = self.P
@@ -1525,27 +1556,35 @@ def write_results(b, out, ok):
                  "invalidates `user:{id}`)" % "{:,}".format(P["users"]))
         L.append("")
         table(["mixed_memory", "mixed_none"], [("mixed_none", "caching off")])
-        L.append("| | requests | user SELECTs | UPDATEs | all statements | statements per request |")
-        L.append("|---|---|---|---|---|---|")
+        L.append("| | requests | user SELECTs | UPDATEs | all statements | statements per request "
+                 "| PATCHes written through (stored / skipped) |")
+        L.append("|---|---|---|---|---|---|---|")
         for rid, lbl in (("mixed_memory", "memory"), ("mixed_none", "caching off")):
             m = mx[rid]
-            L.append("| %s | %s | %s | %s | %s | %.4f |" % (
+            L.append("| %s | %s | %s | %s | %s | %.4f | %s |" % (
                 lbl, fmt_rps(m["requests"]), fmt_rps(m["db_reads"]), fmt_rps(m["db_writes"]),
-                fmt_rps(m["db_total"]), m["per_request"]))
+                fmt_rps(m["db_total"]), m["per_request"],
+                "%s / %s" % (fmt_rps(m.get("wt_stored", 0)), fmt_rps(m.get("wt_skipped", 0)))
+                if rid == "mixed_memory" else "–"))
         L.append("")
         L.append("Database statements per request fall by **%.1f%%** with the cache (reads alone: "
                  "%.1f%%), counted by PostgreSQL (`pg_stat_statements`, reset before each run; "
                  "%s). Every write is one "
-                 "UPDATE with or without a cache (5%% of the requests), so the total cannot fall "
-                 "by more than 95%%; and each write makes the next read of that user a miss, which "
-                 "brings the bound near 90%% when written users are read again soon, as Zipf's "
-                 "hot users are."
+                 "UPDATE with or without a cache, so the total can fall by %.1f%% at most in "
+                 "this run (the UPDATEs' share of the requests). The PATCH route writes "
+                 "through: its answer becomes the user's entry, so the next read of a written "
+                 "user is a hit; a PATCH that raced another change of the same user stores "
+                 "nothing (skipped), and that user's next read is a miss. The caching-off "
+                 "instance's sessions send their trigger notifications to a channel nobody "
+                 "listens on, so its writes do not invalidate the memory instance's cache "
+                 "between runs."
                  % (100 * mx["reduction_total"], 100 * mx["reduction_reads"],
                     ("the memory runs start with every user cached%s" % (
                         " and after a %g s warm-up of the same load" % P["mixed_warmup"]
                         if P["mixed_warmup"] else "")) if P["mixed_prewarm"] else
                     ("the memory runs follow a %g s warm-up of the same load" % P["mixed_warmup"]
-                     if P["mixed_warmup"] else "no warm-up: the cache starts empty")))
+                     if P["mixed_warmup"] else "no warm-up: the cache starts empty"),
+                    100 * mx.get("reduction_bound", 0.95)))
         L.append("")
 
     bu = b.facts.get("burst")
@@ -1687,8 +1726,9 @@ def targets(b):
     mx = f.get("mixed")
     if mx:
         v = mx["reduction_total"]
-        out.append(("≥ 95% fewer database queries (mixed run)", "%.1f%% fewer (reads: %.1f%%)"
-                    % (100 * v, 100 * mx["reduction_reads"]),
+        out.append(("≥ 95% fewer database queries (mixed run)",
+                    "%.1f%% fewer (reads: %.1f%%; the UPDATEs alone allow %.1f%%)"
+                    % (100 * v, 100 * mx["reduction_reads"], 100 * mx.get("reduction_bound", 0.95)),
                     "met" if v >= 0.95 else "**missed** by %.1f points" % (100 * (0.95 - v))))
     bu = f.get("burst")
     if bu:

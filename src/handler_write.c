@@ -21,7 +21,8 @@
  * and nothing is stored) or bumps it later (then the entry is born valid
  * and dies with that bump, as any filled entry would). The statement's
  * snapshot is taken after g0 was read, so the answer includes every change
- * whose bump g0 saw.
+ * whose bump g0 saw. From the bump to the store the write holds the key's
+ * single-flight, so a reader that misses meanwhile waits for the entry.
  */
 #include "handler_internal.h"
 
@@ -328,6 +329,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
     struct rowjson_result view;
     char err[RC_ERRBUF], location[1024];
     enum db_status ds;
+    struct singleflight_flight *flight = NULL;
     bool wt, bumped;
     int rc, pid;
     struct reply r = {.age = -1, .status = route->status};
@@ -382,6 +384,12 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
         handler_send_error(io, st, 404, msg, NULL);
         return;
     }
+    /* Readers that miss between the bump and the store wait for the entry,
+     * as for another reader's query, instead of querying themselves. Never
+     * waits: a reader's query already running keeps its flight. */
+    if (wt && rc == 0 &&
+        singleflight_try(h->sf, w->wt->key, w->wt->klen, &flight) != SINGLEFLIGHT_LEADER)
+        flight = NULL;
     /* The change has committed: invalidate before answering, even if the
      * body cannot be rendered, so no reader sees the old data after this. */
     bumped = invalidate(h, w, st, res, true);
@@ -389,6 +397,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
         r.extra = "X-Cache-Invalidation: failed";
     else if (wt && rc == 0)
         write_through_end(h, w, res);
+    singleflight_done(h->sf, flight, false);
     if (rc < 0) {
         db_result_free(res);
         handler_send_error(io, st, 500, "the response is too large", NULL);
