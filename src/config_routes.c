@@ -629,6 +629,10 @@ static int parse_write_through(struct route *r, const char *pfx, json_t *o, char
                       "%s.write_through: only a write route whose result is \"object\" can "
                       "store its answer for a GET route",
                       pfx);
+    /* A DELETE's RETURNING row is what no longer exists. */
+    if (r->method == RC_DELETE)
+        return rc_err(errbuf, "%s.write_through: a DELETE has nothing to store for a GET route",
+                      pfx);
     if ((r->write_through_name = strdup(name)) == NULL)
         return rc_err(errbuf, "out of memory");
     return 0;

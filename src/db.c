@@ -31,8 +31,9 @@ struct db_conn {
     PGconn *pg;
     bool *prepared; /* per route index */
     int64_t retry_after_ms;
-    bool timed_out; /* the last connection was dropped at its deadline */
-    bool listening; /* this session LISTENs on the notify channel (writes) */
+    bool timed_out;  /* the last connection was dropped at its deadline */
+    bool listen_own; /* LISTEN on the notify channel at connect (db_listen_own) */
+    bool listening;  /* this session LISTENs there */
 };
 
 struct db_result {
@@ -116,6 +117,46 @@ static PGconn *open_pg(const struct rc_config *cfg, const char *app, const char 
     return pg;
 }
 
+static PGresult *collect(struct db_conn *c, int64_t deadline);
+static enum db_status classify(PGresult *res, char *errbuf);
+
+/* Free the notifications queued on the connection: another session's
+ * (this one LISTENs only to hear its own), or an earlier statement's. */
+static void discard_notifies(struct db_conn *c)
+{
+    PGnotify *n;
+
+    while ((n = PQnotifies(c->pg)) != NULL)
+        PQfreemem(n);
+}
+
+/* LISTEN on the notify channel, once per session (at connect), so that a
+ * write hears its own transaction's notifications with its result
+ * (db_own_notifies). A failure other than a lost connection only costs a
+ * second bump by the listener: logged, and the session goes on without. */
+static enum db_status listen_self(struct db_conn *c, int64_t deadline, char *errbuf)
+{
+    char sql[96];
+    PGresult *res;
+
+    snprintf(sql, sizeof(sql), "LISTEN %s", c->cfg->db_notify_channel);
+    if (!PQsendQuery(c->pg, sql)) {
+        drop_connection(c);
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    if ((res = collect(c, deadline)) == NULL) {
+        rc_err(errbuf, "the database is unavailable");
+        return DB_UNAVAILABLE;
+    }
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        c->listening = true;
+    else
+        (void)classify(res, errbuf);
+    PQclear(res);
+    return DB_OK;
+}
+
 static int connect_db(struct db_conn *c, char *errbuf)
 {
     int64_t now = rc_mono_ms();
@@ -134,6 +175,9 @@ static int connect_db(struct db_conn *c, char *errbuf)
         drop_connection(c);
         return rc_err(errbuf, "the database is unavailable");
     }
+    if (c->listen_own && c->cfg->db_notify_channel != NULL &&
+        listen_self(c, rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000, errbuf) != DB_OK)
+        return -1;
     log_msg(LOG_DEBUG, "db_connected", NULL);
     return 0;
 }
@@ -246,46 +290,8 @@ static enum db_status prepare(struct db_conn *c, int index, const struct route *
     return st;
 }
 
-/* Free the notifications queued on the connection: another session's
- * (this one LISTENs only to hear its own), or an earlier statement's. */
-static void discard_notifies(struct db_conn *c)
-{
-    PGnotify *n;
-
-    while ((n = PQnotifies(c->pg)) != NULL)
-        PQfreemem(n);
-}
-
-/* LISTEN on the notify channel, once per session, so that a write hears
- * its own transaction's notifications with its result (db_own_notifies).
- * A failure other than a lost connection only costs a second bump by the
- * listener: logged, and the write goes on. */
-static enum db_status listen_self(struct db_conn *c, int64_t deadline, char *errbuf)
-{
-    char sql[96];
-    PGresult *res;
-
-    snprintf(sql, sizeof(sql), "LISTEN %s", c->cfg->db_notify_channel);
-    if (!PQsendQuery(c->pg, sql)) {
-        drop_connection(c);
-        rc_err(errbuf, "the database is unavailable");
-        return DB_UNAVAILABLE;
-    }
-    if ((res = collect(c, deadline)) == NULL) {
-        rc_err(errbuf, "the database is unavailable");
-        return DB_UNAVAILABLE;
-    }
-    if (PQresultStatus(res) == PGRES_COMMAND_OK)
-        c->listening = true;
-    else
-        (void)classify(res, errbuf);
-    PQclear(res);
-    return DB_OK;
-}
-
 static enum db_status exec_once(struct db_conn *c, int index, const struct route *route,
-                                const struct rc_value *values, bool listen, struct db_result **out,
-                                char *errbuf)
+                                const struct rc_value *values, struct db_result **out, char *errbuf)
 {
     const char *params[ROUTER_MAX_PARAMS];
     int lengths[ROUTER_MAX_PARAMS];
@@ -298,9 +304,6 @@ static enum db_status exec_once(struct db_conn *c, int index, const struct route
         return DB_UNAVAILABLE;
     deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000; /* counted once connected */
     discard_notifies(c);
-    if (listen && !c->listening && c->cfg->db_notify_channel != NULL &&
-        (st = listen_self(c, deadline, errbuf)) != DB_OK)
-        return st;
     if (!c->prepared[index] && (st = prepare(c, index, route, deadline, errbuf)) != DB_OK)
         return st;
     for (size_t i = 0; i < route->nparams && i < ROUTER_MAX_PARAMS; i++) {
@@ -357,14 +360,14 @@ enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
     enum db_status st;
 
     c->timed_out = false;
-    st = exec_once(c, index, route, values, !idempotent, res, errbuf);
+    st = exec_once(c, index, route, values, res, errbuf);
     /* A connection that was open but died (server restart) is worth one
      * immediate retry for reads; a write might have committed, so not. A
      * server that let the deadline pass (frozen, overloaded) would only
      * make the retry wait as long again. */
     if (st == DB_UNAVAILABLE && idempotent && was_connected && c->pg == NULL && !c->timed_out) {
         c->retry_after_ms = 0;
-        st = exec_once(c, index, route, values, !idempotent, res, errbuf);
+        st = exec_once(c, index, route, values, res, errbuf);
     }
     return st;
 }
@@ -387,6 +390,16 @@ size_t db_own_notifies(struct db_conn *c, void (*fn)(void *ctx, int pid, const c
         PQfreemem(n);
     }
     return own;
+}
+
+void db_listen_own(struct db_conn *c, bool on)
+{
+    c->listen_own = on;
+}
+
+bool db_listening(const struct db_conn *c)
+{
+    return c->pg != NULL && c->listening;
 }
 
 int db_backend_pid(struct db_conn *c)

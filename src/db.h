@@ -42,9 +42,14 @@ enum db_status db_exec(struct db_conn *c, int index, const struct route *route,
                        const struct rc_value *values, bool idempotent, struct db_result **res,
                        char *errbuf) RC_MUSTCHECK;
 
-/* After a write (db_exec with idempotent=false): call fn for each
- * notification that the write's own transaction sent on the notify
- * channel (the connection LISTENs there before its first write), and free
+/* on: every session of c LISTENs on the notify channel from its start,
+ * so that a write hears its own transaction's notifications. */
+void db_listen_own(struct db_conn *c, bool on);
+/* The open session LISTENs (db_listen_own, and its LISTEN succeeded). */
+bool db_listening(const struct db_conn *c);
+
+/* After a write: call fn for each notification that the write's own
+ * transaction sent on the notify channel (when db_listening), and free
  * every notification queued. Returns how many were the write's own. */
 size_t db_own_notifies(struct db_conn *c, void (*fn)(void *ctx, int pid, const char *payload),
                        void *ctx);

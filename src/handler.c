@@ -2,9 +2,8 @@
  * handler.c - routing, the fast stage and responses. The read path
  * (cache-aside with tag generations, stale answers, single-flight) is
  * handler_read.c; the write path (mutation, invalidation, write-through)
- * is handler_write.c. See
- * handler.h for the two stages and DESIGN.md for why generations make
- * invalidation race-free.
+ * is handler_write.c. See handler.h for the two stages and DESIGN.md for
+ * why generations make invalidation race-free.
  *
  * The hit path (handler_fast on a fresh entry) does: route match and param
  * validation into the connection's scratch, key and tag rendering into the
@@ -18,6 +17,7 @@
 #include "log.h"
 #include "notify.h"
 #include "rowjson.h"
+#include "workers.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -96,9 +96,10 @@ struct handler_worker *handler_worker_create(struct handler *h)
     buf_init(&w->entry, MAX_RESPONSE_BYTES + 4096);
     buf_init(&w->reqbody, (size_t)h->cfg->max_body_bytes + 1);
     buf_init(&w->store, (size_t)h->cfg->max_body_bytes * 2 + 4096);
-    buf_init(&w->bumptext, 0);
-    buf_init(&w->bumpidx, 0);
-    buf_init(&w->bumpvec, 0);
+    buf_init(&w->bumptext, HANDLER_BUMP_TEXT_MAX);
+    buf_init(&w->bumpidx, HANDLER_BUMP_TEXT_MAX);
+    buf_init(&w->bumpvec, HANDLER_BUMP_TEXT_MAX);
+    buf_init(&w->ownpay, HANDLER_OWN_PAYLOADS_MAX);
     w->wt = calloc(1, sizeof(*w->wt));
     w->nmsg = calloc(1, sizeof(*w->nmsg));
     if (w->wt == NULL || w->nmsg == NULL) {
@@ -113,8 +114,18 @@ struct handler *handler_worker_handler(struct handler_worker *w)
     return w->h;
 }
 
+void handler_worker_listen_own(struct handler_worker *w)
+{
+    db_listen_own(w->db, w->h->own != NULL);
+}
+
 void handler_worker_idle(struct handler_worker *w)
 {
+    int64_t now = rc_mono_ms();
+
+    if (now - w->drained_ms < WORKERS_IDLE_MS)
+        return;
+    w->drained_ms = now;
     db_idle(w->db);
 }
 
@@ -130,6 +141,7 @@ void handler_worker_free(struct handler_worker *w)
     buf_free(&w->bumptext);
     buf_free(&w->bumpidx);
     buf_free(&w->bumpvec);
+    buf_free(&w->ownpay);
     free(w->wt);
     free(w->nmsg);
     free(w);

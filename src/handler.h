@@ -95,7 +95,12 @@ void handler_free(struct handler *h);
 struct handler_worker *handler_worker_create(struct handler *h) RC_MUSTCHECK;
 void handler_worker_free(struct handler_worker *w);
 struct handler *handler_worker_handler(struct handler_worker *w);
-/* Between jobs (workers' idle callback): housekeeping of w's connection. */
+/* A worker of the server (not of the warm-up): its sessions LISTEN, so its
+ * writes hear their own notifications (handler_write.c). */
+void handler_worker_listen_own(struct handler_worker *w);
+/* After each job and when idle: at most once a second, read what the
+ * connection was sent meanwhile (notifications), so its session never
+ * holds PostgreSQL's notification queue back. */
 void handler_worker_idle(struct handler_worker *w);
 
 enum handler_next handler_fast(struct handler *h, struct handler_state *st,

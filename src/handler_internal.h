@@ -45,7 +45,14 @@ struct handler_worker {
     struct handler_state *wt;       /* a write-through's GET twin: key, tags, gens */
     struct notify_msg *nmsg;        /* an own notification, parsed */
     buf bumptext, bumpidx, bumpvec; /* tags to bump: text, refs, rc_str vector */
+    buf ownpay;                     /* own notifications' payloads, NUL-separated */
+    bool own_ok;                    /* every own payload and tag was kept */
+    int64_t drained_ms;             /* last handler_worker_idle drain */
 };
+
+/* Caps of the write path's buffers; past them a write bumps "*". */
+#define HANDLER_BUMP_TEXT_MAX    (1u << 20)
+#define HANDLER_OWN_PAYLOADS_MAX (4u << 20)
 
 /* An answer to store (handler_store). */
 struct fill {

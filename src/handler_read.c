@@ -54,7 +54,6 @@ struct handler_task {
     struct handler_state st;
 };
 
-/* A query's answer, rendered into the worker's body buffer. */
 /* ---- small helpers ------------------------------------------------------ */
 
 static int64_t seconds_ms(int s)

@@ -197,49 +197,66 @@ static bool add_route_tags(struct handler_worker *w, struct handler_state *st,
 }
 
 struct own_ctx {
-    struct handler *h;
     struct handler_worker *w;
     bool ok;
 };
 
-/* A notification our own transaction sent: its tags join the set, and the
- * listener is told it need not bump them. One that cannot be parsed
- * bumps everything, as the listener would. */
+/* A notification our own transaction sent: its tags join the set and its
+ * payload is kept for release_own. One that cannot be parsed bumps
+ * everything, as the listener would. */
 static void on_own_notify(void *ctx, int pid, const char *payload)
 {
     struct own_ctx *c = ctx;
     struct notify_msg *m = c->w->nmsg;
 
+    (void)pid; /* db_own_notifies passes only this session's */
     if (payload == NULL)
         return;
+    if (buf_append(&c->w->ownpay, payload, strlen(payload) + 1) < 0)
+        c->ok = false;
     if (notify_parse(payload, m) < 0) {
         if (bumps_add(c->w, CACHE_GLOBAL_TAG, 1) < 0)
             c->ok = false;
-    } else {
-        for (size_t i = 0; i < m->ntags; i++)
-            if (bumps_add(c->w, m->tags[i].s, m->tags[i].len) < 0)
-                c->ok = false;
+        return;
     }
-    /* Only a notification whose tags are surely in the set may be skipped
-     * by the listener. */
-    if (c->ok && c->h->own != NULL && ownnotify_put(c->h->own, pid, payload, rc_mono_ms()) < 0)
-        log_msg(LOG_WARN, "own_notify_untracked", NULL);
+    for (size_t i = 0; i < m->ntags; i++)
+        if (bumps_add(c->w, m->tags[i].s, m->tags[i].len) < 0)
+            c->ok = false;
 }
 
 /* Right after the commit: start the set of tags to bump with what the
- * write's own transaction notified, and tell the listener (which is
- * waiting for this, ownnotify_take) that they are ours. */
-static void collect_own(struct handler *h, struct handler_worker *w)
+ * write's own transaction notified (cascades included). w->own_ok says
+ * whether every payload and tag was kept. */
+static void collect_own(struct handler_worker *w)
 {
-    struct own_ctx oc = {h, w, true};
+    struct own_ctx oc = {w, true};
 
     bumps_reset(w);
-    /* Always drain the connection's notifications, even without a cache. */
+    buf_reset(&w->ownpay);
     (void)db_own_notifies(w->db, on_own_notify, &oc);
+    w->own_ok = oc.ok;
     if (!oc.ok) { /* a tag we could not keep: everything, to be safe */
         bumps_reset(w);
         (void)bumps_add(w, CACHE_GLOBAL_TAG, 1);
     }
+}
+
+/* After the bump: tell the listener which of its notifications need no
+ * bump of its own (only if ours succeeded and covered every tag), then
+ * let it stop waiting for this session (ownnotify_take). */
+static void release_own(struct handler *h, struct handler_worker *w, int pid, bool bumped)
+{
+    if (h->own == NULL || pid == 0)
+        return;
+    if (bumped && w->own_ok)
+        for (size_t off = 0; off < w->ownpay.len;) {
+            const char *p = w->ownpay.data + off;
+            if (ownnotify_put(h->own, pid, p, rc_mono_ms()) < 0)
+                log_msg(LOG_WARN, "own_notify_untracked", NULL);
+            off += strlen(p) + 1;
+        }
+    buf_reset(&w->ownpay);
+    ownnotify_end(h->own, pid);
 }
 
 /* Bump what the committed write changed: what collect_own found, and the
@@ -359,26 +376,27 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
     }
     wt = write_through_begin(h, w, st);
     /* The listener may hear this write's notifications before this thread
-     * has read its answer: tell it to wait for them (on the connection's
-     * current session; a reconnect in between only costs a second bump). */
+     * has bumped their tags: tell it to wait for them (on the session that
+     * runs the statement; writes never retry on another). */
     pid = db_backend_pid(w->db);
-    if (h->own != NULL)
+    if (h->own == NULL || !db_listening(w->db))
+        pid = 0;
+    else
         ownnotify_begin(h->own, pid);
     ds = handler_exec(h, w, st, false, &res, err);
-    if (ds == DB_OK)
-        collect_own(h, w);
-    if (h->own != NULL)
-        ownnotify_end(h->own, pid);
     if (ds != DB_OK) {
+        release_own(h, w, pid, false);
         handler_send_error(io, st, handler_status_for_db(ds), err, NULL);
         return;
     }
+    collect_own(w);
     buf_reset(&w->body);
     db_result_view(res, &view);
     rc = rowjson_render(&w->body, route->result, &view);
     if (rc == 1) {
         char msg[128];
-        (void)invalidate(h, w, st, res, false); /* a trigger may have fired all the same */
+        /* A trigger may have fired all the same. */
+        release_own(h, w, pid, invalidate(h, w, st, res, false));
         db_result_free(res);
         snprintf(msg, sizeof(msg), "%s: no such resource", route->name);
         handler_send_error(io, st, 404, msg, NULL);
@@ -393,6 +411,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
     /* The change has committed: invalidate before answering, even if the
      * body cannot be rendered, so no reader sees the old data after this. */
     bumped = invalidate(h, w, st, res, true);
+    release_own(h, w, pid, bumped);
     if (!bumped)
         r.extra = "X-Cache-Invalidation: failed";
     else if (wt && rc == 0)

@@ -4,11 +4,12 @@
  * The thread owns its db_listen connection. It waits for notifications
  * (and for its eventfd, which listener_stop writes) in db_listen_wait;
  * each payload is parsed (notify.c) and its tags bumped through the cache
- * provider, unless one of our own writes bumped them already (ownnotify.h). A payload that cannot
- * be parsed bumps "*": an unknown change must not leave stale data fresh. A lost connection is
- * retried with exponential back-off (100 ms .. 5 s); the first LISTEN after a loss bumps "*" and
- * counts a reconnect, and so does the first LISTEN at start if requests were already answered from
- * the database without it.
+ * provider, unless one of our own writes bumped them already (ownnotify.h).
+ * A payload that cannot be parsed bumps "*": an unknown change must not
+ * leave stale data fresh. A lost connection is retried with exponential
+ * back-off (100 ms .. 5 s); the first LISTEN after a loss bumps "*" and
+ * counts a reconnect, and so does the first LISTEN at start if requests
+ * were already answered from the database without it.
  */
 #include "listener.h"
 
@@ -32,7 +33,7 @@
 #define BACKOFF_MAX_MS 5000
 #define WAIT_MS        1000
 /* Longest wait for a worker to report a write of its own (ownnotify.h). */
-#define OWN_WAIT_MS 100
+#define OWN_WAIT_MS 250
 
 struct listener {
     const struct rc_config *cfg;

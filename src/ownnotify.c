@@ -153,13 +153,6 @@ void ownnotify_end(struct ownnotify *o, int pid)
     pthread_mutex_unlock(&o->lock);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Find and forget the pair; caller holds the lock. */
 static bool take_locked(struct ownnotify *o, int pid, const char *payload, size_t len,
                         uint64_t hash, int64_t now_ms)
@@ -185,7 +178,7 @@ bool ownnotify_take(struct ownnotify *o, int pid, const char *payload, int64_t n
 {
     size_t len = strlen(payload);
     uint64_t hash = fnv1a(payload, len);
-    int64_t t = mono_ms(), until = t + wait_ms;
+    int64_t t = rc_mono_ms(), until = t + wait_ms;
     struct timespec ts;
     bool found;
 
@@ -195,8 +188,8 @@ bool ownnotify_take(struct ownnotify *o, int pid, const char *payload, int64_t n
     while (!(found = take_locked(o, pid, payload, len, hash, now_ms)) && pid != 0 &&
            writer_find(o, pid) != NULL && t < until) {
         (void)pthread_cond_timedwait(&o->cond, &o->lock, &ts);
-        now_ms += mono_ms() - t;
-        t = mono_ms();
+        now_ms += rc_mono_ms() - t;
+        t = rc_mono_ms();
     }
     pthread_mutex_unlock(&o->lock);
     return found;

@@ -523,12 +523,15 @@ static void *loop_main(void *arg)
 static void *worker_init(void *arg)
 {
     struct server *s = arg;
-    return handler_worker_create(s->handler);
+    struct handler_worker *w = handler_worker_create(s->handler);
+    if (w != NULL)
+        handler_worker_listen_own(w);
+    return w;
 }
 
-/* No job for a while: let the worker's connection read what PostgreSQL
- * sent it meanwhile (notifications), so the server never waits on it. */
-static void worker_idle(void *ctx)
+/* After every job and after a second without one (handler_worker_idle
+ * keeps it to once a second): read what PostgreSQL sent the session. */
+static void worker_tick(void *ctx)
 {
     handler_worker_idle(ctx);
 }
@@ -599,7 +602,7 @@ struct server *server_create(const struct rc_config *cfg, struct handler *h, int
 int server_start(struct server *s, char *errbuf)
 {
     struct workers_fns fns = {
-        .init = worker_init, .run = worker_run, .idle = worker_idle, .fini = worker_fini, .arg = s};
+        .init = worker_init, .run = worker_run, .tick = worker_tick, .fini = worker_fini, .arg = s};
     int fl;
 
     if (FCGX_Init() != 0)

@@ -46,7 +46,7 @@ static void *thread_main(void *arg)
         pthread_mutex_lock(&w->lock);
         while (w->head == NULL && !w->stopping) {
             struct timespec until;
-            if (w->fns.idle == NULL) {
+            if (w->fns.tick == NULL) {
                 pthread_cond_wait(&w->cond, &w->lock);
                 continue;
             }
@@ -60,7 +60,7 @@ static void *thread_main(void *arg)
             if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT &&
                 w->head == NULL && !w->stopping) {
                 pthread_mutex_unlock(&w->lock);
-                w->fns.idle(ctx);
+                w->fns.tick(ctx);
                 pthread_mutex_lock(&w->lock);
             }
         }
@@ -76,6 +76,8 @@ static void *thread_main(void *arg)
         pthread_mutex_unlock(&w->lock);
         job->next = NULL;
         w->fns.run(ctx, job);
+        if (w->fns.tick != NULL)
+            w->fns.tick(ctx);
     }
     w->fns.fini(ctx);
     return NULL;

@@ -23,13 +23,14 @@ struct workers_job {
 };
 
 /* ctx = init(arg) in each thread before it takes jobs (NULL = failure:
- * workers_create fails); run(ctx, job) per job; idle(ctx) (may be NULL)
- * after each WORKERS_IDLE_MS without a job; fini(ctx) at exit. */
+ * workers_create fails); run(ctx, job) per job; tick(ctx) (may be NULL)
+ * after each job and after each WORKERS_IDLE_MS without one; fini(ctx)
+ * at exit. */
 #define WORKERS_IDLE_MS 1000
 struct workers_fns {
     void *(*init)(void *arg);
     void (*run)(void *ctx, struct workers_job *job);
-    void (*idle)(void *ctx);
+    void (*tick)(void *ctx);
     void (*fini)(void *ctx);
     void *arg;
 };

@@ -26,7 +26,7 @@ import harness  # noqa: E402
 from harness import RCTestCase  # noqa: E402
 
 ENV = None
-SLOW_S = 0.6
+SLOW_S = 1.0
 
 TEST_ROUTES = [
     # A PATCH whose statement sleeps before it updates: room for another
@@ -100,7 +100,6 @@ class WriteThrough(RCTestCase):
         g = self.get(p)
         self.assertXCache(g, "HIT", "the PATCH stored its answer as the GET's entry")
         self.assertEqual(g.body, w.body, "the entry is the PATCH's answer")
-        self.assertEqual(g.headers.get("age"), "0")
         self.assertEqual(wt_counts(self.env)[0], stored0 + 1)
         # The trigger's notification of this PATCH reaches the listener a
         # moment later; the write bumped its tags itself, so the listener
@@ -151,7 +150,7 @@ class WriteThrough(RCTestCase):
         self.assertError(g, 404, "not_found")
         self.assertEqual(wt_counts(self.env), (stored0, skipped0))
 
-    def test_a_change_between_statement_and_bump_skips_the_store(self):
+    def test_a_change_during_the_statement_skips_the_store(self):
         uid = self.env.claim_user()
         p = "/api/users/%d" % uid
         self.cached(p)
@@ -160,9 +159,14 @@ class WriteThrough(RCTestCase):
         t = threading.Thread(target=lambda: out.update(
             r=self.req("PATCH", "/api/test/wt/users/%d" % uid, {"name": "Slow Writer"})))
         t.start()
-        time.sleep(SLOW_S / 3)
-        # Another writer commits while the PATCH's statement still sleeps;
-        # its trigger bumps user:{id} through the listener.
+        # The PATCH's statement is running (it read the generations before
+        # it started) and sleeps before it locks the row.
+        fh.wait_until(lambda: self.env.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+            "AND query LIKE '%pg_sleep%'")[0][0] != "0" or None, 10.0,
+            interval=0.02, what="the slow PATCH's statement runs")
+        # Another writer commits meanwhile; its trigger bumps user:{id}
+        # through the listener.
         self.env.psql("UPDATE users SET email = 'other-%d@test.example' WHERE id = %d" % (uid, uid))
         t.join(30)
         self.assertStatus(out["r"], 200)

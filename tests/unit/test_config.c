@@ -1186,6 +1186,18 @@ static void test_write_through_target_params_come_from_the_write_path(void **sta
         "not have");
 }
 
+static void test_write_through_not_on_a_delete(void **state)
+{
+    (void)state;
+    expect_error(ROUTES(WT_USER
+                        ","
+                        "{'name':'del_user','method':'DELETE','path':'/u/{id:int}',"
+                        "'params':[{'name':'id','from':'path'}],"
+                        "'sql':'DELETE FROM users WHERE id = $1 RETURNING *','result':'object',"
+                        "'invalidate':['user:{id}'],'write_through':'user'}"),
+                 "routes[2].write_through: a DELETE has nothing to store for a GET route");
+}
+
 static void test_write_through_params_have_the_same_type(void **state)
 {
     (void)state;
@@ -1241,6 +1253,7 @@ int main(void)
         T(test_write_through_names_a_cached_get_route),
         T(test_write_through_target_may_come_later),
         T(test_write_through_params_have_the_same_type),
+        T(test_write_through_not_on_a_delete),
         T(test_write_through_only_on_writes_answering_an_object),
         T(test_write_through_target_must_exist),
         T(test_write_through_target_must_be_a_cached_object_get),

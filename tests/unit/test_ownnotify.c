@@ -2,7 +2,9 @@
  * test_ownnotify.c - the table of notifications a worker's own write
  * caused: a pair is taken once, only by the same backend pid and the same
  * payload bytes; duplicates count; pairs expire after OWNNOTIFY_TTL_MS; a
- * full table forgets its oldest pair.
+ * full table forgets its oldest pair. While a write on a pid is between
+ * begin and end, take waits (bounded) for its put; the bounds below are
+ * generous, they only tell "woke on the event" from "waited it all out".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,10 +12,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common.h"
 #include "ownnotify.h"
 
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 
 #define T0 1000000 /* any "now"; the table only compares differences */
 
@@ -224,6 +228,144 @@ static void test_ownnotify_threads_share_one_table(void **state)
     ownnotify_free(o);
 }
 
+/* ---- begin / end and the waiting take ------------------------------------- */
+
+#define LONG_WAIT_MS 5000 /* a take that waits this long missed its wake-up */
+
+struct later {
+    struct ownnotify *o;
+    int pid;
+    const char *put; /* NULL: end(pid) instead */
+};
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void *later_run(void *arg)
+{
+    struct later *l = arg;
+
+    sleep_ms(30);
+    if (l->put != NULL)
+        (void)ownnotify_put(l->o, l->pid, l->put, rc_mono_ms());
+    else
+        ownnotify_end(l->o, l->pid);
+    return NULL;
+}
+
+/* take(pid, payload, wait LONG_WAIT_MS) while another thread does l 30 ms
+ * later; returns take's result and its duration in *ms. */
+static bool take_during(struct later *l, const char *p, int64_t *ms)
+{
+    pthread_t th;
+    int64_t t0 = rc_mono_ms();
+    bool got;
+
+    assert_int_equal(pthread_create(&th, NULL, later_run, l), 0);
+    got = ownnotify_take(l->o, l->pid, p, rc_mono_ms(), LONG_WAIT_MS);
+    *ms = rc_mono_ms() - t0;
+    assert_int_equal(pthread_join(th, NULL), 0);
+    return got;
+}
+
+static void test_ownnotify_take_waits_for_the_writers_put(void **state)
+{
+    (void)state;
+    struct ownnotify *o = create_ok(8);
+    struct later l = {o, 7, payload};
+    int64_t ms;
+
+    ownnotify_begin(o, 7);
+    if (!take_during(&l, payload, &ms))
+        fail_msg("take must wait for the put of pid 7's write in flight");
+    if (ms >= LONG_WAIT_MS - 1000)
+        fail_msg("take waited %lld ms: the put must wake it", (long long)ms);
+    ownnotify_end(o, 7);
+    expect_size(o, 0);
+    ownnotify_free(o);
+}
+
+static void test_ownnotify_take_returns_at_the_writers_end(void **state)
+{
+    (void)state;
+    struct ownnotify *o = create_ok(8);
+    struct later l = {o, 7, NULL};
+    int64_t ms;
+
+    ownnotify_begin(o, 7);
+    if (take_during(&l, payload, &ms))
+        fail_msg("nothing was put: take must be false");
+    if (ms >= LONG_WAIT_MS - 1000)
+        fail_msg("take waited %lld ms: end(7) must wake it", (long long)ms);
+    ownnotify_free(o);
+}
+
+static void test_ownnotify_take_waits_at_most_wait_ms(void **state)
+{
+    (void)state;
+    struct ownnotify *o = create_ok(8);
+    int64_t t0, ms;
+
+    ownnotify_begin(o, 7);
+    t0 = rc_mono_ms();
+    assert_false(ownnotify_take(o, 7, payload, rc_mono_ms(), 100));
+    ms = rc_mono_ms() - t0;
+    if (ms < 90 || ms >= LONG_WAIT_MS)
+        fail_msg("take with pid 7 in flight and wait_ms 100 took %lld ms", (long long)ms);
+    /* Another pid has no write in flight: no wait at all. */
+    t0 = rc_mono_ms();
+    assert_false(ownnotify_take(o, 8, payload, rc_mono_ms(), LONG_WAIT_MS));
+    if (rc_mono_ms() - t0 >= LONG_WAIT_MS - 1000)
+        fail_msg("take for pid 8, which has no write in flight, waited");
+    ownnotify_end(o, 7);
+    t0 = rc_mono_ms();
+    assert_false(ownnotify_take(o, 7, payload, rc_mono_ms(), LONG_WAIT_MS));
+    if (rc_mono_ms() - t0 >= LONG_WAIT_MS - 1000)
+        fail_msg("take for pid 7 after its end waited");
+    ownnotify_free(o);
+}
+
+static void test_ownnotify_begin_nests_and_full_writer_table(void **state)
+{
+    (void)state;
+    struct ownnotify *o = create_ok(8);
+    struct later l = {o, 7, NULL};
+    int64_t t0, ms;
+
+    /* Two writes on pid 7 (nested): the first end leaves it in flight. */
+    ownnotify_begin(o, 7);
+    ownnotify_begin(o, 7);
+    ownnotify_end(o, 7);
+    t0 = rc_mono_ms();
+    assert_false(ownnotify_take(o, 7, payload, rc_mono_ms(), 100));
+    if (rc_mono_ms() - t0 < 90)
+        fail_msg("pid 7 still has a write in flight: take must wait");
+    if (take_during(&l, payload, &ms) || ms >= LONG_WAIT_MS - 1000)
+        fail_msg("the second end must end the wait (took %lld ms)", (long long)ms);
+
+    /* A full writer table: a pid that found no room is not waited for. */
+    for (int pid = 1000; pid < 1000 + OWNNOTIFY_MAX_WRITERS; pid++)
+        ownnotify_begin(o, pid);
+    ownnotify_begin(o, 5);
+    t0 = rc_mono_ms();
+    assert_false(ownnotify_take(o, 5, payload, rc_mono_ms(), LONG_WAIT_MS));
+    if (rc_mono_ms() - t0 >= LONG_WAIT_MS - 1000)
+        fail_msg("pid 5 found no room among the writers: take must not wait");
+    ownnotify_end(o, 5); /* not there: harmless */
+    for (int pid = 1000; pid < 1000 + OWNNOTIFY_MAX_WRITERS; pid++)
+        ownnotify_end(o, pid);
+    /* pid 0 (no session) is never a writer */
+    ownnotify_begin(o, 0);
+    t0 = rc_mono_ms();
+    assert_false(ownnotify_take(o, 0, payload, rc_mono_ms(), LONG_WAIT_MS));
+    if (rc_mono_ms() - t0 >= LONG_WAIT_MS - 1000)
+        fail_msg("pid 0 must never be waited for");
+    ownnotify_free(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +376,10 @@ int main(void)
         cmocka_unit_test(test_ownnotify_full_table_forgets_the_oldest),
         cmocka_unit_test(test_ownnotify_create_zero_and_free_null),
         cmocka_unit_test(test_ownnotify_threads_share_one_table),
+        cmocka_unit_test(test_ownnotify_take_waits_for_the_writers_put),
+        cmocka_unit_test(test_ownnotify_take_returns_at_the_writers_end),
+        cmocka_unit_test(test_ownnotify_take_waits_at_most_wait_ms),
+        cmocka_unit_test(test_ownnotify_begin_nests_and_full_writer_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
