@@ -33,6 +33,10 @@ int64_t rc_wall_ms(void);
 int64_t rc_mono_ms(void);
 /* Microseconds from the same origin as rc_mono_ms. */
 int64_t rc_mono_us(void);
+/* *ts = CLOCK_MONOTONIC now + ms: the deadline of a pthread_cond_timedwait
+ * on a condition variable created with that clock. */
+struct timespec;
+void rc_mono_deadline(struct timespec *ts, int64_t ms);
 
 /* Format errbuf safely; returns -1 so callers can `return rc_err(...)`. */
 int rc_err(char *errbuf, const char *fmt, ...) RC_PRINTF(2, 3);

@@ -211,13 +211,7 @@ bool listener_wait_ready(struct listener *l, int timeout_ms)
     struct timespec until;
     bool ok;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    rc_mono_deadline(&until, timeout_ms);
     pthread_mutex_lock(&l->lock);
     while (!l->listening && pthread_cond_timedwait(&l->cond, &l->lock, &until) == 0)
         ;

@@ -182,8 +182,7 @@ bool ownnotify_take(struct ownnotify *o, int pid, const char *payload, int64_t n
     struct timespec ts;
     bool found;
 
-    ts.tv_sec = (time_t)(until / 1000);
-    ts.tv_nsec = (long)(until % 1000) * 1000000L;
+    rc_mono_deadline(&ts, wait_ms);
     pthread_mutex_lock(&o->lock);
     while (!(found = take_locked(o, pid, payload, len, hash, now_ms)) && pid != 0 &&
            writer_find(o, pid) != NULL && t < until) {

@@ -108,17 +108,6 @@ static struct singleflight_flight *lead(struct singleflight *sf, struct stripe *
     return f;
 }
 
-static void deadline_after(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 enum singleflight_role singleflight_begin(struct singleflight *sf, const char *key, size_t klen,
                                           int wait_ms, struct singleflight_flight **out)
 {
@@ -141,7 +130,7 @@ enum singleflight_role singleflight_begin(struct singleflight *sf, const char *k
         return SINGLEFLIGHT_TIMEOUT;
     }
     f->refs++;
-    deadline_after(&until, wait_ms);
+    rc_mono_deadline(&until, wait_ms);
     while (!f->done && pthread_cond_timedwait(&st->cond, &st->lock, &until) == 0)
         ;
     r = !f->done         ? SINGLEFLIGHT_TIMEOUT

@@ -50,13 +50,7 @@ static void *thread_main(void *arg)
                 pthread_cond_wait(&w->cond, &w->lock);
                 continue;
             }
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_sec += WORKERS_IDLE_MS / 1000;
-            until.tv_nsec += (long)(WORKERS_IDLE_MS % 1000) * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            rc_mono_deadline(&until, WORKERS_IDLE_MS);
             if (pthread_cond_timedwait(&w->cond, &w->lock, &until) == ETIMEDOUT &&
                 w->head == NULL && !w->stopping) {
                 pthread_mutex_unlock(&w->lock);
