@@ -9,8 +9,9 @@
  * protocol state and is simply closed.
  *
  * The LISTEN connection (db_listen_*) is separate from the workers': it
- * runs LISTEN once, then only waits for notifications, and reports its
- * loss so that the caller can treat what it may have missed as unknown.
+ * runs LISTEN once (bounded, like every statement here), then only waits
+ * for notifications, and reports its loss so that the caller can treat
+ * what it may have missed as unknown.
  */
 #include "db.h"
 
@@ -182,29 +183,30 @@ static int connect_db(struct db_conn *c, char *errbuf)
     return 0;
 }
 
-/* Collect the single result of the query in flight, within the deadline.
- * Returns NULL on timeout or connection loss (the connection is dropped). */
-static PGresult *collect(struct db_conn *c, int64_t deadline)
+/* Send what libpq buffered and read the result of the statement in
+ * flight, within the deadline: the first result (the rest are freed), or
+ * NULL on a timeout or a broken connection. */
+static PGresult *await_result(PGconn *pg, int64_t deadline)
 {
     PGresult *res = NULL, *r;
 
     for (;;) {
-        int f = PQflush(c->pg);
+        int f = PQflush(pg);
         if (f < 0)
-            goto broken;
+            return NULL;
         if (f == 0)
             break;
-        if (wait_socket(c->pg, true, deadline) < 0)
-            goto broken;
+        if (wait_socket(pg, true, deadline) < 0)
+            return NULL;
     }
     for (;;) {
-        while (PQisBusy(c->pg)) {
-            if (wait_socket(c->pg, false, deadline) < 0)
-                goto broken;
-            if (!PQconsumeInput(c->pg))
-                goto broken;
+        while (PQisBusy(pg)) {
+            if (wait_socket(pg, false, deadline) < 0 || !PQconsumeInput(pg)) {
+                PQclear(res);
+                return NULL;
+            }
         }
-        r = PQgetResult(c->pg);
+        r = PQgetResult(pg);
         if (r == NULL)
             break;
         if (res == NULL)
@@ -212,12 +214,17 @@ static PGresult *collect(struct db_conn *c, int64_t deadline)
         else
             PQclear(r); /* one statement per call: keep the first */
     }
-    if (res == NULL)
-        goto broken;
     return res;
+}
 
-broken:
-    PQclear(res);
+/* Collect the single result of the query in flight, within the deadline.
+ * Returns NULL on timeout or connection loss (the connection is dropped). */
+static PGresult *collect(struct db_conn *c, int64_t deadline)
+{
+    PGresult *res = await_result(c->pg, deadline);
+
+    if (res != NULL)
+        return res;
     c->timed_out = rc_mono_ms() >= deadline;
     log_msg(LOG_WARN, "db_connection_dropped", "\"reason\":\"%s\"",
             c->timed_out ? "deadline" : "io");
@@ -406,6 +413,14 @@ int db_backend_pid(struct db_conn *c)
 {
     char err[RC_ERRBUF];
 
+    /* A session the server closed while it sat idle (idle_session_timeout,
+     * a restart) is found here, by a read that never waits, and replaced
+     * before a write is sent on it: a write is never retried. */
+    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK &&
+        (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)) {
+        log_msg(LOG_WARN, "db_connection_dropped", "\"reason\":\"closed by the server\"");
+        drop_connection(c);
+    }
     if (connect_db(c, err) < 0) /* exec reports the failure */
         return 0;
     return PQbackendPID(c->pg);
@@ -607,22 +622,45 @@ void db_listen_close(struct db_listen *l)
     free(l);
 }
 
+/* Run sql on the listener's (non-blocking) session within deadline. The
+ * result, or NULL when the connection broke or the deadline passed. */
+static PGresult *listen_exec(struct db_listen *l, const char *sql, int64_t deadline)
+{
+    if (!PQsendQuery(l->pg, sql))
+        return NULL;
+    return await_result(l->pg, deadline);
+}
+
 int db_listen_start(struct db_listen *l, const char *channel, char *errbuf)
 {
-    char sql[96];
+    char sql[96], msg[256];
+    int64_t deadline;
     PGresult *res;
 
     listen_drop(l);
     l->pg = open_pg(l->cfg, "respcache-listener", "db_listen_connect_failed");
     if (l->pg == NULL)
         return rc_err(errbuf, "cannot connect");
-    /* The channel is an identifier checked by the config ([a-z_][a-z0-9_]*).
-     * PQexec is bounded here: the server answers LISTEN at once, within
-     * statement_timeout, and the socket has keepalives. */
+    if (PQsetnonblocking(l->pg, 1) != 0) {
+        listen_drop(l);
+        return rc_err(errbuf, "cannot make the connection non-blocking");
+    }
+    deadline = rc_mono_ms() + l->cfg->db_statement_timeout_ms + 1000;
+    /* This session only waits: a server-wide idle_session_timeout (14+)
+     * must not close it, since each reconnect invalidates everything.
+     * Older servers do not know the setting: that error is harmless. */
+    if ((res = listen_exec(l, "SET idle_session_timeout = 0", deadline)) == NULL) {
+        listen_drop(l);
+        return rc_err(errbuf, "the connection broke or timed out");
+    }
+    PQclear(res);
+    /* The channel is an identifier checked by the config ([a-z_][a-z0-9_]*). */
     snprintf(sql, sizeof(sql), "LISTEN %s", channel);
-    res = PQexec(l->pg, sql);
+    if ((res = listen_exec(l, sql, deadline)) == NULL) {
+        listen_drop(l);
+        return rc_err(errbuf, "LISTEN: the connection broke or timed out");
+    }
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        char msg[256];
         rc_err(errbuf, "LISTEN failed: %s",
                log_escape(PQresultErrorMessage(res), msg, sizeof(msg)));
         PQclear(res);
@@ -630,10 +668,6 @@ int db_listen_start(struct db_listen *l, const char *channel, char *errbuf)
         return -1;
     }
     PQclear(res);
-    if (PQsetnonblocking(l->pg, 1) != 0) {
-        listen_drop(l);
-        return rc_err(errbuf, "cannot make the connection non-blocking");
-    }
     return 0;
 }
 

@@ -55,7 +55,8 @@ size_t db_own_notifies(struct db_conn *c, void (*fn)(void *ctx, int pid, const c
                        void *ctx);
 
 /* The server process of the session, which is opened first if need be
- * (bounded like db_exec); 0 when none can be. */
+ * (bounded like db_exec), and replaced first if the server closed it while
+ * idle; 0 when none can be. Called before a write. */
 int db_backend_pid(struct db_conn *c);
 
 /* Between jobs: read and free what a LISTENing connection has been sent,
@@ -87,8 +88,9 @@ struct db_listen;
 
 struct db_listen *db_listen_open(const struct rc_config *cfg) RC_MUSTCHECK;
 void db_listen_close(struct db_listen *l);
-/* (Re)connect, bounded by the connect timeout, and LISTEN channel (an
- * identifier). 0, or -1 with errbuf. */
+/* (Re)connect, bounded by the connect timeout, turn the session's
+ * idle_session_timeout off and LISTEN channel (an identifier), each bounded
+ * like a statement. 0, or -1 with errbuf. */
 int db_listen_start(struct db_listen *l, const char *channel, char *errbuf) RC_MUSTCHECK;
 /* Wait up to timeout_ms for notifications (or for wake_fd to become
  * readable; -1 for none) and call fn(ctx, pid, payload) for each one

@@ -183,6 +183,39 @@ class ListenerReconnect(RCTestCase):
                       interval=0.01, what="a psql write after the reconnect")
 
 
+class IdleSessionTimeout(RCTestCase):
+    """A server whose idle_session_timeout closes idle sessions after 1.5 s:
+    the listener turns it off for its own session (each reconnect would
+    invalidate everything), and a worker's session that the server closed
+    while idle is replaced before a write is sent on it."""
+
+    def setUp(self):
+        self.env.psql("ALTER DATABASE respcache SET idle_session_timeout = '1500ms'")
+        self.env.restart_respcache()
+
+    def tearDown(self):
+        self.env.psql("ALTER DATABASE respcache RESET idle_session_timeout")
+        self.env.restart_respcache()
+
+    def test_listener_and_writes_outlive_idle_session_timeout(self):
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        self.assertStatus(self.req("PATCH", p, {"name": "Before Idle"}), 200)
+        self.get(p)
+        self.assertXCache(self.get(p), "HIT")
+        before = fh.metric(self.env, "respcache_listener_reconnects_total")
+        time.sleep(4)  # every session idle for more than twice the timeout
+        self.assertEqual(fh.metric(self.env, "respcache_listener_reconnects_total"), before,
+                         "the listener's session was closed as idle")
+        self.assertXCache(self.get(p), "HIT", "nothing was invalidated by a reconnect")
+        # The workers' sessions were closed by the server meanwhile.
+        r = self.req("PATCH", p, {"name": "After Idle"})
+        self.assertStatus(r, 200, "a write after the server closed the idle sessions")
+        self.env.psql("UPDATE users SET plan = 'enterprise' WHERE id = %d" % uid)
+        fh.wait_until(lambda: self.get(p).json()["plan"] == "enterprise", BOUND_S,
+                      interval=0.01, what="a psql write still reaches the listener")
+
+
 class TwoInstances(RCTestCase):
     """A (the harness's daemon) and B, each with its own memory cache: only
     their LISTEN connections tell them about a psql write."""
