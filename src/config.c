@@ -532,6 +532,7 @@ static void route_free(struct route *r)
     tmpl_free(r->location);
     free(r->location);
     free(r->write_through_name);
+    free(r->write_through_from);
 }
 
 void config_free(struct rc_config *cfg)

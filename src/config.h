@@ -213,7 +213,8 @@ struct route {
      * write's answer becomes; its params are the write's params of the
      * same names. NULL: none. */
     const struct route *write_through;
-    char *write_through_name; /* as written; NULL when absent */
+    char *write_through_name;   /* as written; NULL when absent */
+    size_t *write_through_from; /* [i]: this route's param for the GET's param i */
 };
 
 /* An entity: TTL and windows declared once, inherited by every GET route

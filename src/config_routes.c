@@ -717,6 +717,8 @@ static int resolve_write_through(struct rc_config *cfg, size_t ri, char *errbuf)
                       "routes[%zu].write_through: \"%s\" must be a cached GET route (ttl > 0) "
                       "whose result is \"object\"",
                       ri, t->name);
+    if ((r->write_through_from = calloc(t->nparams ? t->nparams : 1, sizeof(size_t))) == NULL)
+        return rc_err(errbuf, "out of memory");
     for (size_t i = 0; i < t->nparams; i++) {
         size_t j = 0;
         if (t->params[i].from != PARAM_FROM_PATH)
@@ -738,6 +740,7 @@ static int resolve_write_through(struct rc_config *cfg, size_t ri, char *errbuf)
                           "routes[%zu].write_through: param \"%s\" is %s here but %s in \"%s\"", ri,
                           t->params[i].name, type_names[r->params[j].type],
                           type_names[t->params[i].type], t->name);
+        r->write_through_from[i] = j;
     }
     r->write_through = t;
     return 0;

@@ -296,12 +296,10 @@ static bool write_through_begin(struct handler *h, struct handler_worker *w,
     ws->m.route_index = (int)(t - h->cfg->routes);
     ws->m.scratch_used = 0;
     for (size_t i = 0; i < t->nparams; i++) {
-        size_t j = 0;
-        while (j < r->nparams && strcmp(r->params[j].name, t->params[i].name) != 0)
-            j++;
-        if (j == r->nparams || !st->m.values[j].present)
+        const struct rc_value *v = &st->m.values[r->write_through_from[i]];
+        if (!v->present)
             return false;
-        ws->m.values[i] = st->m.values[j]; /* points into st: lives as long */
+        ws->m.values[i] = *v; /* points into st: lives as long */
     }
     if (!handler_key_and_tags(t, ws))
         return false;

@@ -1186,6 +1186,28 @@ static void test_write_through_target_params_come_from_the_write_path(void **sta
         "not have");
 }
 
+static void test_write_through_maps_params_by_name(void **state)
+{
+    (void)state;
+    /* The GET's params (org, id) sit at 2 and 0 among the PUT's. */
+    struct rc_config *c =
+        load_ok(ROUTES("{'name':'member','method':'GET','path':'/o/{org}/m/{id:int}',"
+                       "'params':[{'name':'org','from':'path'},{'name':'id','from':'path'}],"
+                       "'sql':'SELECT $1, $2','tags':['m:{id}']},"
+                       "{'name':'put_member','method':'PUT','path':'/m/{id:int}/o/{org}',"
+                       "'params':[{'name':'id','from':'path'},{'name':'note','from':'body'},"
+                       "{'name':'org','from':'path'}],"
+                       "'sql':'SELECT $1, $2, $3','invalidate':['m:{id}'],"
+                       "'write_through':'member'}"));
+    const struct route *put = &c->routes[2];
+
+    assert_ptr_equal(put->write_through, &c->routes[1]);
+    assert_non_null(put->write_through_from);
+    assert_int_equal(put->write_through_from[0], 2);
+    assert_int_equal(put->write_through_from[1], 0);
+    config_free(c);
+}
+
 static void test_write_through_not_on_a_delete(void **state)
 {
     (void)state;
@@ -1254,6 +1276,7 @@ int main(void)
         T(test_write_through_target_may_come_later),
         T(test_write_through_params_have_the_same_type),
         T(test_write_through_not_on_a_delete),
+        T(test_write_through_maps_params_by_name),
         T(test_write_through_only_on_writes_answering_an_object),
         T(test_write_through_target_must_exist),
         T(test_write_through_target_must_be_a_cached_object_get),
