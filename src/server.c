@@ -499,6 +499,13 @@ static void *loop_main(void *arg)
                 if (drain_until == 0) {
                     drain_until = rc_mono_ms() + DRAIN_LOOP_MS;
                     nudge = true;
+                    /* Connections that reached our shut-down socket's
+                     * backlog before the shutdown, whose requests may be
+                     * written already: accepted and answered like the
+                     * rest, since closing the socket would reset them. An
+                     * inherited socket's backlog is the next instance's. */
+                    if (l->srv->owns_listener)
+                        on_accept(l);
                 }
             } else if (p == &l->srv->listen_fd) {
                 on_accept(l);
@@ -638,8 +645,10 @@ void server_stop(struct server *s, int drain_ms)
     atomic_store(&s->stopping, true);
     /* Stop accepting. A socket of our own is shut down, so that Nginx's
      * new connections are refused (and go to another server) instead of
-     * waiting in a backlog nobody accepts; an inherited one (systemd) stays
-     * open for the next instance. Then the loops drain (see loop_main). */
+     * waiting in a backlog nobody accepts; what is in the backlog already
+     * is accepted once more by each loop as it wakes. An inherited socket
+     * (systemd) stays open for the next instance. Then the loops drain
+     * (see loop_main). */
     for (size_t i = 0; i < s->nloops; i++)
         if (s->loops[i].epfd >= 0)
             epoll_ctl(s->loops[i].epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
