@@ -118,7 +118,7 @@ static PGconn *open_pg(const struct rc_config *cfg, const char *app, const char 
     return pg;
 }
 
-static PGresult *collect(struct db_conn *c, int64_t deadline);
+static PGresult *result_of(struct db_conn *c, int sent, int64_t deadline, char *errbuf);
 static enum db_status classify(PGresult *res, char *errbuf);
 
 /* Free the notifications queued on the connection: another session's
@@ -141,15 +141,8 @@ static enum db_status listen_self(struct db_conn *c, int64_t deadline, char *err
     PGresult *res;
 
     snprintf(sql, sizeof(sql), "LISTEN %s", c->cfg->db_notify_channel);
-    if (!PQsendQuery(c->pg, sql)) {
-        drop_connection(c);
-        rc_err(errbuf, "the database is unavailable");
+    if ((res = result_of(c, PQsendQuery(c->pg, sql), deadline, errbuf)) == NULL)
         return DB_UNAVAILABLE;
-    }
-    if ((res = collect(c, deadline)) == NULL) {
-        rc_err(errbuf, "the database is unavailable");
-        return DB_UNAVAILABLE;
-    }
     if (PQresultStatus(res) == PGRES_COMMAND_OK)
         c->listening = true;
     else
@@ -232,6 +225,21 @@ static PGresult *collect(struct db_conn *c, int64_t deadline)
     return NULL;
 }
 
+/* The result of the statement just handed to libpq (sent: what PQsend*
+ * returned), or NULL with errbuf set and the connection dropped. */
+static PGresult *result_of(struct db_conn *c, int sent, int64_t deadline, char *errbuf)
+{
+    PGresult *res = NULL;
+
+    if (!sent)
+        drop_connection(c);
+    else
+        res = collect(c, deadline);
+    if (res == NULL)
+        rc_err(errbuf, "the database is unavailable");
+    return res;
+}
+
 static enum db_status classify(PGresult *res, char *errbuf)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -279,16 +287,9 @@ static enum db_status prepare(struct db_conn *c, int index, const struct route *
     enum db_status st = DB_OK;
 
     snprintf(name, sizeof(name), "r%d", index);
-    if (!PQsendPrepare(c->pg, name, route->sql, 0, NULL)) {
-        drop_connection(c);
-        rc_err(errbuf, "the database is unavailable");
+    res = result_of(c, PQsendPrepare(c->pg, name, route->sql, 0, NULL), deadline, errbuf);
+    if (res == NULL)
         return DB_UNAVAILABLE;
-    }
-    res = collect(c, deadline);
-    if (res == NULL) {
-        rc_err(errbuf, "the database is unavailable");
-        return DB_UNAVAILABLE;
-    }
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         st = classify(res, errbuf);
     else
@@ -318,16 +319,11 @@ static enum db_status exec_once(struct db_conn *c, int index, const struct route
         lengths[i] = values[i].present ? (int)values[i].len : 0;
     }
     snprintf(name, sizeof(name), "r%d", index);
-    if (!PQsendQueryPrepared(c->pg, name, (int)route->nparams, params, lengths, NULL, 0)) {
-        drop_connection(c);
-        rc_err(errbuf, "the database is unavailable");
+    res = result_of(c,
+                    PQsendQueryPrepared(c->pg, name, (int)route->nparams, params, lengths, NULL, 0),
+                    deadline, errbuf);
+    if (res == NULL)
         return DB_UNAVAILABLE;
-    }
-    res = collect(c, deadline);
-    if (res == NULL) {
-        rc_err(errbuf, "the database is unavailable");
-        return DB_UNAVAILABLE;
-    }
     switch (PQresultStatus(res)) {
     case PGRES_TUPLES_OK:
     case PGRES_COMMAND_OK:
@@ -409,18 +405,25 @@ bool db_listening(const struct db_conn *c)
     return c->pg != NULL && c->listening;
 }
 
+/* Read what the open session was sent, never waiting (libpq's sockets
+ * are non-blocking): a session the server closed (idle_session_timeout, a
+ * restart) is found and dropped. False when it was. */
+static bool still_open(struct db_conn *c, const char *why)
+{
+    if (PQconsumeInput(c->pg) && PQstatus(c->pg) == CONNECTION_OK)
+        return true;
+    log_msg(LOG_WARN, "db_connection_dropped", "\"reason\":\"%s\"", why);
+    drop_connection(c);
+    return false;
+}
+
 int db_backend_pid(struct db_conn *c)
 {
     char err[RC_ERRBUF];
 
-    /* A session the server closed while it sat idle (idle_session_timeout,
-     * a restart) is found here, by a read that never waits, and replaced
-     * before a write is sent on it: a write is never retried. */
-    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK &&
-        (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)) {
-        log_msg(LOG_WARN, "db_connection_dropped", "\"reason\":\"closed by the server\"");
-        drop_connection(c);
-    }
+    /* Replaced before a write is sent on it: a write is never retried. */
+    if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK)
+        (void)still_open(c, "closed by the server");
     if (connect_db(c, err) < 0) /* exec reports the failure */
         return 0;
     return PQbackendPID(c->pg);
@@ -428,15 +431,8 @@ int db_backend_pid(struct db_conn *c)
 
 void db_idle(struct db_conn *c)
 {
-    if (c->pg == NULL || !c->listening)
-        return;
-    /* Non-blocking (connect_db): reads what the socket holds, never waits. */
-    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) {
-        log_msg(LOG_WARN, "db_connection_dropped", "\"reason\":\"idle\"");
-        drop_connection(c);
-        return;
-    }
-    discard_notifies(c);
+    if (c->pg != NULL && c->listening && still_open(c, "idle"))
+        discard_notifies(c);
 }
 
 static enum db_status ping_once(struct db_conn *c, char *errbuf)
@@ -448,16 +444,8 @@ static enum db_status ping_once(struct db_conn *c, char *errbuf)
     if (connect_db(c, errbuf) < 0)
         return DB_UNAVAILABLE;
     deadline = rc_mono_ms() + c->cfg->db_connect_timeout_ms; /* counted once connected */
-    if (!PQsendQuery(c->pg, "SELECT 1")) {
-        drop_connection(c);
-        rc_err(errbuf, "the database is unavailable");
+    if ((res = result_of(c, PQsendQuery(c->pg, "SELECT 1"), deadline, errbuf)) == NULL)
         return DB_UNAVAILABLE;
-    }
-    res = collect(c, deadline);
-    if (res == NULL) {
-        rc_err(errbuf, "the database is unavailable");
-        return DB_UNAVAILABLE;
-    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         st = classify(res, errbuf);
     PQclear(res);
@@ -550,16 +538,10 @@ enum db_status db_query(struct db_conn *c, const char *sql, struct db_result **o
     if (connect_db(c, errbuf) < 0)
         return DB_UNAVAILABLE;
     deadline = rc_mono_ms() + c->cfg->db_statement_timeout_ms + 1000; /* counted once connected */
-    if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0)) {
-        drop_connection(c);
-        rc_err(errbuf, "the database is unavailable");
+    res =
+        result_of(c, PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0), deadline, errbuf);
+    if (res == NULL)
         return DB_UNAVAILABLE;
-    }
-    res = collect(c, deadline);
-    if (res == NULL) {
-        rc_err(errbuf, "the database is unavailable");
-        return DB_UNAVAILABLE;
-    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         enum db_status st = DB_ERROR;
         if (PQresultStatus(res) == PGRES_COMMAND_OK)

@@ -98,6 +98,10 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
 /* handler_read.c */
 /* Seconds from a "_ttl" column of the result, or -1 when there is none. */
 long handler_ttl_column(struct db_result *res);
+/* An answer of status rendered into body from res: fresh for ttl seconds,
+ * or less when res has a smaller "_ttl" column. */
+void handler_fill_set(struct fill *fl, int status, long ttl, struct db_result *res,
+                      const buf *body);
 /* Store the answer in w->body under st's key with st->gens. */
 void handler_store(struct handler *h, struct handler_worker *w, struct handler_state *st,
                    const struct fill *fl);

@@ -301,30 +301,34 @@ static int fill(struct handler *h, struct handler_worker *w, struct handler_stat
     buf_reset(&w->body);
     db_result_view(res, &view);
     rc = rowjson_render(&w->body, route->result, &view);
-    out->cap = handler_ttl_column(res);
-    db_result_free(res);
     if (rc < 0) {
+        db_result_free(res);
         log_msg(LOG_ERROR, "response_too_large", "\"route\":\"%s\"", route->name);
         rc_err(err, "the response is too large");
         return 500;
     }
-    out->status = 200;
-    out->ttl = route->ttl;
     if (rc == 1) {
         char msg[128];
         snprintf(msg, sizeof(msg), "%s not found", route->name);
         buf_reset(&w->body);
         if (http_error_json(&w->body, 404, msg) < 0) {
+            db_result_free(res);
             rc_err(err, "out of memory");
             return 500;
         }
-        out->status = 404;
-        out->ttl = route->negative_ttl;
     }
-    if (out->cap >= 0 && out->cap < out->ttl)
-        out->ttl = out->cap;
-    out->etag = entry_hash(w->body.data, w->body.len);
+    handler_fill_set(out, rc == 1 ? 404 : 200, rc == 1 ? route->negative_ttl : route->ttl, res,
+                     &w->body);
+    db_result_free(res);
     return 0;
+}
+
+void handler_fill_set(struct fill *fl, int status, long ttl, struct db_result *res, const buf *body)
+{
+    fl->status = status;
+    fl->cap = handler_ttl_column(res);
+    fl->ttl = fl->cap >= 0 && fl->cap < ttl ? fl->cap : ttl;
+    fl->etag = entry_hash(body->data, body->len);
 }
 
 /* Store the answer just computed, fresh for its TTL and kept for the

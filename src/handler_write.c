@@ -165,11 +165,15 @@ static bool bumps_apply(struct handler *h, struct handler_worker *w)
     if (n == 0)
         return true;
     buf_reset(&w->bumpvec);
-    if (buf_reserve(&w->bumpvec, n * sizeof(*v)) < 0)
-        return false;
-    v = (struct rc_str *)(void *)w->bumpvec.data;
-    for (size_t i = 0; i < n; i++)
-        v[i] = (struct rc_str){w->bumptext.data + t[i].off, t[i].len};
+    if (buf_reserve(&w->bumpvec, n * sizeof(*v)) == 0) {
+        v = (struct rc_str *)(void *)w->bumpvec.data;
+        for (size_t i = 0; i < n; i++)
+            v[i] = (struct rc_str){w->bumptext.data + t[i].off, t[i].len};
+    } else { /* out of memory: everything, which needs none */
+        static const struct rc_str all = {CACHE_GLOBAL_TAG, 1};
+        v = (struct rc_str *)&all;
+        n = 1;
+    }
     ok = h->cache->ops->bump_tags(h->cache->self, v, n) == 0;
     metrics_invalidation(h->metrics, (unsigned)n, ok);
     return ok;
@@ -313,7 +317,7 @@ static void write_through_end(struct handler *h, struct handler_worker *w, struc
     struct handler_state *ws = w->wt;
     uint64_t now[ENTRY_MAX_TAGS];
     const struct route *t = ws->m.route;
-    struct fill fl = {.status = 200, .ttl = t->ttl, .cap = handler_ttl_column(res)};
+    struct fill fl;
 
     if (h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, now) < 0) {
         metrics_write_through(h->metrics, false);
@@ -327,9 +331,7 @@ static void write_through_end(struct handler *h, struct handler_worker *w, struc
         }
     }
     memcpy(ws->gens, now, ws->ntags * sizeof(now[0]));
-    if (fl.cap >= 0 && fl.cap < fl.ttl)
-        fl.ttl = fl.cap;
-    fl.etag = entry_hash(w->body.data, w->body.len);
+    handler_fill_set(&fl, 200, t->ttl, res, &w->body);
     handler_store(h, w, ws, &fl);
     metrics_write_through(h->metrics, true);
 }

@@ -394,7 +394,9 @@ static void on_readable(struct loop *l, struct conn *c)
     }
 }
 
-static void on_accept(struct loop *l)
+/* Accept up to 64 waiting connections. True when it stopped at that
+ * bound (more may be waiting), false once none is left. */
+static bool on_accept(struct loop *l)
 {
     const struct rc_config *cfg = l->srv->cfg;
     struct timeval tv = {.tv_sec = cfg->io_timeout_ms / 1000,
@@ -408,7 +410,7 @@ static void on_accept(struct loop *l)
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 log_msg(LOG_WARN, "accept_failed", "\"error\":\"%s\"", strerror(errno));
-            return;
+            return false;
         }
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -430,6 +432,7 @@ static void on_accept(struct loop *l)
         pthread_mutex_unlock(&l->lock);
         conn_arm(c, EPOLL_CTL_ADD);
     }
+    return true; /* a full batch: more may be waiting */
 }
 
 /* The connections no worker holds: nudged (close_them false; one the
@@ -504,11 +507,11 @@ static void *loop_main(void *arg)
                      * written already: accepted and answered like the
                      * rest, since closing the socket would reset them. An
                      * inherited socket's backlog is the next instance's. */
-                    if (l->srv->owns_listener)
-                        on_accept(l);
+                    while (l->srv->owns_listener && on_accept(l))
+                        ;
                 }
             } else if (p == &l->srv->listen_fd) {
-                on_accept(l);
+                (void)on_accept(l); /* level-triggered: the rest come next round */
             } else {
                 on_readable(l, p);
             }
