@@ -47,10 +47,12 @@ struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
     }
     h->sf = singleflight_create();
     h->refreshing = singleflight_create();
-    if (h->sf == NULL || h->refreshing == NULL) {
+    h->writing = singleflight_create();
+    if (h->sf == NULL || h->refreshing == NULL || h->writing == NULL) {
         router_free(h->router);
         singleflight_free(h->sf);
         singleflight_free(h->refreshing);
+        singleflight_free(h->writing);
         free(h);
         rc_err(errbuf, "out of memory");
         return NULL;
@@ -60,6 +62,7 @@ struct handler *handler_create(const struct rc_config *cfg, struct cache *cache,
         router_free(h->router);
         singleflight_free(h->sf);
         singleflight_free(h->refreshing);
+        singleflight_free(h->writing);
         free(h);
         rc_err(errbuf, "out of memory");
         return NULL;
@@ -75,6 +78,7 @@ void handler_free(struct handler *h)
     admin_free(h->admin);
     singleflight_free(h->sf);
     singleflight_free(h->refreshing);
+    singleflight_free(h->writing);
     free(h);
 }
 

@@ -29,6 +29,7 @@ struct handler {
     struct health *health;           /* may be NULL: the database counts as up */
     struct singleflight *sf;         /* coalesced misses: queries others may wait for */
     struct singleflight *refreshing; /* one queued refresh per key (nobody waits on it) */
+    struct singleflight *writing;    /* write-throughs of one entry take turns */
     atomic_int refreshes;            /* queued or running: at most half the workers */
     struct ownnotify *own;           /* our writes' notifications; may be NULL */
 };

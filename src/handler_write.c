@@ -23,6 +23,8 @@
  * snapshot is taken after g0 was read, so the answer includes every change
  * whose bump g0 saw. From the bump to the store the write holds the key's
  * single-flight, so a reader that misses meanwhile waits for the entry.
+ * Write-throughs of one entry in this process take turns (write_turn), so
+ * two PATCHes of a hot row do not each see the other's bump and both skip.
  */
 #include "handler_internal.h"
 
@@ -284,16 +286,48 @@ static bool invalidate(struct handler *h, struct handler_worker *w, struct handl
 
 /* ---- write-through ----------------------------------------------------------- */
 
+/* Wait for this process's turn to write through the entry ws names. Two
+ * writes of one entry that overlap would each see the other's bump and
+ * both store nothing, so the next read queries; taking turns, each reads
+ * the generations the previous one left and stores its answer. PostgreSQL
+ * orders the writes of one row the same way (its row lock), so the wait
+ * costs little. Bounded by the statement timeout; past it the write goes
+ * unordered, which is still safe (the generation check decides). NULL: no
+ * turn to give back (singleflight_done accepts it). */
+static struct singleflight_flight *write_turn(struct handler *h, const struct handler_state *ws)
+{
+    int64_t until = rc_mono_ms() + h->cfg->db_statement_timeout_ms;
+
+    for (;;) {
+        struct singleflight_flight *f;
+        int64_t left = until - rc_mono_ms();
+
+        if (left <= 0)
+            return NULL;
+        switch (singleflight_begin(h->writing, ws->key, ws->klen, (int)left, &f)) {
+        case SINGLEFLIGHT_LEADER:
+            return f;
+        case SINGLEFLIGHT_SHARED:
+        case SINGLEFLIGHT_FAILED:
+            continue; /* the write before us is done: our turn, unless another took it */
+        default:
+            return NULL;
+        }
+    }
+}
+
 /* Before the statement: the GET twin's key and tags (its params are the
- * write's params of the same names) and their generations, into w->wt.
- * False when the write cannot store its answer (a param absent, a key too
- * long, the provider failed). */
+ * write's params of the same names), this process's turn to write that
+ * entry (*turn) and the tags' generations, into w->wt. False when the
+ * write cannot store its answer (a param absent, a key too long, the
+ * provider failed); *turn may be set all the same. */
 static bool write_through_begin(struct handler *h, struct handler_worker *w,
-                                const struct handler_state *st)
+                                const struct handler_state *st, struct singleflight_flight **turn)
 {
     const struct route *t = st->m.route->write_through, *r = st->m.route;
     struct handler_state *ws = w->wt;
 
+    *turn = NULL;
     if (t == NULL || h->cache == NULL || ws == NULL)
         return false;
     ws->m.route = t;
@@ -307,6 +341,7 @@ static bool write_through_begin(struct handler *h, struct handler_worker *w,
     }
     if (!handler_key_and_tags(t, ws))
         return false;
+    *turn = write_turn(h, ws);
     return h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, ws->gens) == 0;
 }
 
@@ -346,7 +381,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
     struct rowjson_result view;
     char err[RC_ERRBUF], location[1024];
     enum db_status ds;
-    struct singleflight_flight *flight = NULL;
+    struct singleflight_flight *flight = NULL, *turn;
     bool wt, bumped;
     int rc, pid;
     struct reply r = {.age = -1, .status = route->status};
@@ -374,7 +409,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
         handler_send_error(io, st, 500, "could not generate a token", NULL);
         return;
     }
-    wt = write_through_begin(h, w, st);
+    wt = write_through_begin(h, w, st, &turn);
     /* The listener may hear this write's notifications before this thread
      * has bumped their tags: tell it to wait for them (on the session that
      * runs the statement; writes never retry on another). */
@@ -386,6 +421,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
     ds = handler_exec(h, w, st, false, &res, err);
     if (ds != DB_OK) {
         release_own(h, w, pid, false);
+        singleflight_done(h->writing, turn, false);
         handler_send_error(io, st, handler_status_for_db(ds), err, NULL);
         return;
     }
@@ -397,6 +433,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
         char msg[128];
         /* A trigger may have fired all the same. */
         release_own(h, w, pid, invalidate(h, w, st, res, false));
+        singleflight_done(h->writing, turn, false);
         db_result_free(res);
         snprintf(msg, sizeof(msg), "%s: no such resource", route->name);
         handler_send_error(io, st, 404, msg, NULL);
@@ -417,6 +454,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
     else if (wt && rc == 0)
         write_through_end(h, w, res);
     singleflight_done(h->sf, flight, false);
+    singleflight_done(h->writing, turn, false);
     if (rc < 0) {
         db_result_free(res);
         handler_send_error(io, st, 500, "the response is too large", NULL);

@@ -219,6 +219,43 @@ class WriteThrough(RCTestCase):
                 time.sleep(0.05)
 
 
+    def test_concurrent_patches_of_one_user_all_write_through(self):
+        # Write-throughs of one entry take turns in the process, so each
+        # sees only its own bump and stores its answer: none is skipped,
+        # and the entry left is the last commit's, a HIT.
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        self.cached(p)
+        stored0, skipped0 = wt_counts(self.env)
+        writes = 0
+        for rnd in range(10):
+            go = threading.Barrier(6)
+            errors = []
+
+            def writer(k):
+                try:
+                    go.wait(10)
+                    r = self.req("PATCH", p, {"name": "Turn %d writer %d" % (rnd, k)})
+                    if r.status != 200:
+                        errors.append(r)
+                except Exception as e:  # noqa: BLE001
+                    errors.append(e)
+
+            ts = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            self.assertEqual(errors, [])
+            writes += len(ts)
+            r = self.get(p)
+            self.assertXCache(r, "HIT", "round %d: the last PATCH's answer" % rnd)
+            self.assertEqual(fields(r), user_row(self.env, uid), "round %d" % rnd)
+        stored, skipped = wt_counts(self.env)
+        self.assertEqual((stored - stored0, skipped - skipped0), (writes, 0),
+                         "(stored, skipped) write-throughs of %d PATCHes" % writes)
+
+
 class OwnNotifications(RCTestCase):
 
     def test_cascade_tags_are_bumped_before_the_delete_answers(self):
