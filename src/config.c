@@ -117,8 +117,10 @@ static const struct setting settings[] = {
         "CACHE_MEMORY_MAX_BYTES", 65536, INT64_C(1) << 40, 0, "byte budget of the memory cache"),
     NUM("cache.memory_shards", SET_INT, cache_memory_shards, 64, "CACHE_MEMORY_SHARDS", 1, 1024,
         SET_POW2, "lock shards of the memory cache"),
-    NUM("cache.tag_slots", SET_INT, cache_tag_slots, 262144, "CACHE_TAG_SLOTS", 16, 1 << 26,
-        SET_POW2, "size of the memory provider's tag generation table"),
+    NUM("cache.tag_slots", SET_INT, cache_tag_slots, 0, "CACHE_TAG_SLOTS", 0, TAG_SLOTS_MAX,
+        SET_POW2,
+        "counters of the memory provider's tag generation table; 0: one per 64 bytes "
+        "of cache.memory_max_bytes"),
     STR("cache.redis_url", redis_url, NULL, "REDIS_URL", 1, 4096, SET_NULLABLE | SET_URL, NULL,
         "Redis server (providers redis, tiered): redis://[user:password@]host[:port][/db], "
         "rediss://... (TLS) or unix:/path[?db=N]"),
@@ -441,6 +443,8 @@ static struct rc_config *load_json(json_t *root, const char *origin,
         if (v != NULL && apply_env(cfg, &settings[i], v, errbuf) < 0)
             goto fail;
     }
+    if (cfg->cache_tag_slots == 0)
+        cfg->cache_tag_slots = config_auto_tag_slots(cfg->cache_memory_max_bytes);
     if (routes == NULL) {
         rc_err(errbuf, "routes: required (an array of at least one route)");
         goto fail;
@@ -453,6 +457,16 @@ static struct rc_config *load_json(json_t *root, const char *origin,
 fail:
     config_free(cfg);
     return NULL;
+}
+
+int config_auto_tag_slots(int64_t memory_max_bytes)
+{
+    int64_t want = memory_max_bytes / TAG_SLOT_BYTES;
+    int slots = TAG_SLOTS_MIN;
+
+    while (slots < TAG_SLOTS_MAX && slots < want)
+        slots <<= 1;
+    return slots;
 }
 
 static void syntax_error(const char *origin, const json_error_t *err, char *errbuf)

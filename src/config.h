@@ -30,7 +30,7 @@
  *     "negative_ttl": 30,                   seconds (env CACHE_NEGATIVE_TTL)
  *     "memory_max_bytes": 268435456,        (env CACHE_MEMORY_MAX_BYTES)
  *     "memory_shards": 64,                  power of two (env CACHE_MEMORY_SHARDS)
- *     "tag_slots": 262144,                  power of two (env CACHE_TAG_SLOTS)
+ *     "tag_slots": 0,                       power of two; 0: from the budget (env CACHE_TAG_SLOTS)
  *     "redis_url": null,                    redis://, rediss:// or unix: (env REDIS_URL)
  *     "redis_key_prefix": "rc:",            (env REDIS_KEY_PREFIX)
  *     "redis_connect_timeout_ms": 500,      (env REDIS_CONNECT_TIMEOUT_MS)
@@ -256,7 +256,7 @@ struct rc_config {
     int cache_singleflight_wait_ms;
     int64_t cache_memory_max_bytes;
     int cache_memory_shards;
-    int cache_tag_slots;
+    int cache_tag_slots; /* resolved: never 0 after loading */
     char *redis_url;
     char *redis_key_prefix;
     int redis_connect_timeout_ms;
@@ -287,6 +287,20 @@ struct rc_config *config_load_string(const char *json, const char *origin,
                                      const char *(*env)(const char *name),
                                      char *errbuf) RC_MUSTCHECK;
 void config_free(struct rc_config *cfg);
+
+/* cache.tag_slots 0 (the default) sizes the memory provider's tag table
+ * from its byte budget: one counter per TAG_SLOT_BYTES, a power of two in
+ * TAG_SLOTS_MIN..TAG_SLOTS_MAX. Tags that share a counter invalidate each
+ * other's entries (extra misses, never stale reads), about (live tags /
+ * counters) of the time per bump; an entry costs some hundreds of bytes
+ * (362 for a demo user), so even a budget full of entries with a tag each
+ * leaves several counters per tag. The table is 1/8 of the budget in
+ * address space, but its pages are zero until a bump writes one, so only
+ * bumped tags make it resident. */
+#define TAG_SLOT_BYTES 64
+#define TAG_SLOTS_MIN  4096
+#define TAG_SLOTS_MAX  (1 << 24)
+int config_auto_tag_slots(int64_t memory_max_bytes);
 
 /* Print every setting with its current value (secrets masked) to `out`. */
 void config_print(const struct rc_config *cfg, FILE *out);

@@ -614,12 +614,12 @@ struct cache *cache_memory_create(uint64_t max_bytes, unsigned shards, unsigned 
     m->shard_budget = max_bytes / shards;
     m->slot_mask = tag_slots - 1;
     atomic_init(&m->global_gen, 0);
-    m->slots = malloc(sizeof *m->slots * tag_slots);
+    /* Zeroed pages from calloc (mmap for a large table): a counter's page
+     * becomes resident when a bump first writes it, not before. */
+    m->slots = calloc(tag_slots, sizeof *m->slots);
     m->shards = aligned_alloc(alignof(struct shard), sizeof *m->shards * shards);
     if (m->slots == NULL || m->shards == NULL)
         goto oom;
-    for (unsigned i = 0; i < tag_slots; i++)
-        atomic_init(&m->slots[i], 0);
     for (unsigned i = 0; i < shards; i++) {
         struct shard *sh = &m->shards[i];
         memset(sh, 0, sizeof *sh);

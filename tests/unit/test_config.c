@@ -284,7 +284,7 @@ static void test_defaults_applied(void **state)
     assert_int_equal(c->cache_negative_ttl, 30);
     assert_int_equal(c->cache_memory_max_bytes, 268435456);
     assert_int_equal(c->cache_memory_shards, 64);
-    assert_int_equal(c->cache_tag_slots, 262144);
+    assert_int_equal(c->cache_tag_slots, 4194304); /* 0: one per 64 bytes of the budget */
     assert_null(c->redis_url);
     assert_string_equal(c->redis_key_prefix, "rc:");
     assert_int_equal(c->redis_connect_timeout_ms, 500);
@@ -751,6 +751,34 @@ static void test_bad_chars_classes(void **state)
                  "routes[1].params[0].chars: trailing backslash");
     expect_error(GETP("{'name':'id','from':'path','chars':'a-\\u00e9'}", "SELECT $1"),
                  "routes[1].params[0].chars: only printable ASCII");
+}
+
+static void test_tag_slots_follow_the_budget(void **state)
+{
+    (void)state;
+    struct rc_config *c = load_ok("{'cache':{'memory_max_bytes':1048576},'routes':[" R0 "]}");
+    assert_int_equal(c->cache_tag_slots, 16384);
+    config_free(c);
+    /* Rounded up to a power of two. */
+    c = load_ok("{'cache':{'memory_max_bytes':1000000},'routes':[" R0 "]}");
+    assert_int_equal(c->cache_tag_slots, 16384);
+    config_free(c);
+    /* At least TAG_SLOTS_MIN, at most TAG_SLOTS_MAX. */
+    c = load_ok("{'cache':{'memory_max_bytes':65536},'routes':[" R0 "]}");
+    assert_int_equal(c->cache_tag_slots, TAG_SLOTS_MIN);
+    config_free(c);
+    c = load_ok("{'cache':{'memory_max_bytes':1099511627776},'routes':[" R0 "]}");
+    assert_int_equal(c->cache_tag_slots, TAG_SLOTS_MAX);
+    config_free(c);
+    /* An explicit size wins, and 0 asks for the default. */
+    c = load_ok("{'cache':{'memory_max_bytes':1048576,'tag_slots':64},'routes':[" R0 "]}");
+    assert_int_equal(c->cache_tag_slots, 64);
+    config_free(c);
+    c = load_ok("{'cache':{'tag_slots':0},'routes':[" R0 "]}");
+    assert_int_equal(c->cache_tag_slots, 4194304);
+    config_free(c);
+    expect_error("{'cache':{'tag_slots':33554432},'routes':[" R0 "]}",
+                 "cache.tag_slots: expected a power of two");
 }
 
 static void test_defaults_must_satisfy_the_param(void **state)
@@ -1237,6 +1265,7 @@ int main(void)
         T(test_full_config_get_route_params_and_tags),
         T(test_full_config_write_routes),
         T(test_defaults_applied),
+        T(test_tag_slots_follow_the_budget),
         T(test_param_defaults_by_source),
         T(test_sql_placeholders_in_quotes_and_comments_are_ignored),
         T(test_chars_class_escapes_and_dashes),
