@@ -582,7 +582,7 @@ class Bench:
         time.sleep(0.3)  # let the last queries of the run finish
         rows = self.psql("SELECT s.query, s.calls FROM pg_stat_statements s JOIN pg_database d "
                          "ON d.oid = s.dbid WHERE d.datname = 'respcache'")
-        c = {"read": 0, "write": 0, "total": 0}
+        c = {"read": 0, "write": 0, "total": 0, "other": {}}
         for q, calls in rows:
             calls = int(calls)
             c["total"] += calls
@@ -590,6 +590,9 @@ class Bench:
                 c["read"] += calls
             elif q.startswith(USER_UPDATE):
                 c["write"] += calls
+            else:
+                q = " ".join(q.split())[:80]
+                c["other"][q] = c["other"].get(q, 0) + calls
         return c
 
     # ------------------------------------------------------------ Nginx, noop
@@ -717,7 +720,7 @@ class Bench:
         text = outf.read().decode("utf-8", "replace")
         outf.close()
         r = p
-        n = len([f for f in os.listdir(os.path.join(self.work, "raw")) if f.startswith(label)])
+        n = len([f for f in os.listdir(os.path.join(self.work, "raw")) if f.startswith(label + ".")])
         raw = os.path.join(self.work, "raw", "%s.%d.txt" % (label, n + 1))
         with open(raw, "w") as f:
             f.write("$ %s\n%s\n%s" % (" ".join(argv), " ".join(
@@ -1078,12 +1081,16 @@ class Bench:
         for i in range(P["runs"]):
             for rid, inst in (("mixed_memory", self.rc), ("mixed_none", self.none)):
                 self.pg_reset()
-                wt0 = self.write_through_counts(inst)
+                m0 = self.metrics_of(inst)
                 res = self.wrk(rid, inst.port, env)
                 q = self.pg_counts()
-                wt1 = self.write_through_counts(inst)
+                m1 = self.metrics_of(inst)
+                self.save_metrics_delta(rid, m0, m1)
+                wt0, wt1 = ([m.get('respcache_write_through_total{result="%s"}' % k, 0)
+                             for k in ("stored", "skipped")] for m in (m0, m1))
                 self.record(rid, res, {
                     "db_reads": q["read"], "db_writes": q["write"], "db_total": q["total"],
+                    "db_other": q["other"],
                     "db_per_request": round(q["total"] / res["requests"], 4),
                     "wt_stored": wt1[0] - wt0[0], "wt_skipped": wt1[1] - wt0[1]})
         # Summary of the query counts.
@@ -1104,16 +1111,30 @@ class Bench:
         out["reduction_reads"] = 1 - m["reads_per_request"] / z["reads_per_request"]
         self.facts["mixed"] = out
 
-    def write_through_counts(self, inst):
-        """(stored, skipped) from respcache_write_through_total in inst's /metrics."""
+    def metrics_of(self, inst):
+        """Every series of inst's /metrics: {series: value}."""
         st, _, body, _ = http_get(inst.port, "/metrics")
-        got = [0, 0]
+        got = {}
         if st == 200:
             for line in body.decode("utf-8", "replace").splitlines():
-                for i, lbl in enumerate(('result="stored"', 'result="skipped"')):
-                    if line.startswith("respcache_write_through_total{%s}" % lbl):
-                        got[i] = int(float(line.split()[-1]))
+                if line and not line.startswith("#"):
+                    name, _, val = line.rpartition(" ")
+                    try:
+                        got[name] = int(float(val))
+                    except ValueError:
+                        pass
         return got
+
+    def save_metrics_delta(self, label, m0, m1):
+        """What moved in /metrics during a run (misses, fills, invalidations:
+        where the queries came from), as raw/metrics-<label>.<n>.txt."""
+        raw = os.path.join(self.work, "raw")
+        n = len([f for f in os.listdir(raw) if f.startswith("metrics-%s." % label)])
+        with open(os.path.join(raw, "metrics-%s.%d.txt" % (label, n + 1)), "w") as f:
+            for k in sorted(m1):
+                d = m1[k] - m0.get(k, 0)
+                if d and "_bucket{" not in k:
+                    f.write("%s %d\n" % (k, d))
 
     def section_burst(self):
         P = self.P
@@ -1160,8 +1181,8 @@ class Bench:
         big_n = P["scale_block"] * P["scale_blocks"]
         small_n = P["scale_small"]
         say("scale: hits with %d and with %d entries cached" % (small_n, big_n))
-        # Tag slots: each entry has its own item tag, so 1M live tags; the
-        # default table (262,144 counters) would make every bump also
+        # Tag slots: each entry has its own item tag, so 1M live tags; a
+        # table of 262,144 counters would make every bump also
         # invalidate ~4 unrelated entries (collisions cost misses, never
         # stale reads). README: size tag_slots well above the live tags.
         slots = 1 << max(18, (4 * big_n - 1).bit_length())
@@ -1684,7 +1705,8 @@ def write_results(b, out, ok):
     L.append("")
     L.append("![chart](chart.png)")
     L.append("")
-    L.append("Raw wrk output of every run: `raw/`; everything above as JSON: `results.json`.")
+    L.append("Raw wrk output of every run: `raw/` (and what moved in respcache's /metrics during "
+             "each mixed run: `raw/metrics-*.txt`); everything above as JSON: `results.json`.")
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(L) + "\n")
     chart(b, out)
