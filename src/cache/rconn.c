@@ -9,6 +9,8 @@
  */
 #include "rconn.h"
 
+#include "../resolve.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -196,6 +198,7 @@ static int open_tcp(const struct redis_url *u, int64_t deadline_ms, enum rconn_f
     struct addrinfo hints, *res = NULL;
     char port[8], where[REDIS_URL_HOST_MAX + 16];
     int fd = -1, err = 0, rc;
+    bool timed_out;
 
     redis_url_describe(u, where, sizeof(where));
     memset(&hints, 0, sizeof(hints));
@@ -203,13 +206,12 @@ static int open_tcp(const struct redis_url *u, int64_t deadline_ms, enum rconn_f
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
     snprintf(port, sizeof(port), "%d", u->port);
-    /* Name resolution is bounded by the resolver's own timeouts
-     * (resolv.conf), not by deadline_ms: glibc offers no portable way to
-     * cancel getaddrinfo(). Literal addresses never reach a resolver. */
-    rc = getaddrinfo(u->host, port, &hints, &res);
+    /* Bounded by the same deadline as the connect (resolve.h). */
+    rc = rc_resolve(u->host, port, &hints, deadline_ms, &res, &timed_out);
     if (rc != 0) {
         *why = rc == EAI_AGAIN ? RCONN_TRANSIENT : RCONN_CONFIG;
-        rc_err(errbuf, "cannot resolve %s: %s", u->host, gai_strerror(rc));
+        rc_err(errbuf, "cannot resolve %s: %s", u->host,
+               timed_out ? "timed out" : gai_strerror(rc));
         return -1;
     }
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
