@@ -1373,7 +1373,7 @@ int redis_link_read(struct redis_link *l, const struct redis_link_sink *sink, in
         if (rc < 0)
             return -1;
     }
-    *partial = l->reader->pos < l->reader->len;
+    *partial = redis_reader_partial(l->reader);
     return 0;
 }
 

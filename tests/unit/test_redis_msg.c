@@ -15,6 +15,8 @@
 #include "cache/pending.h"
 #include "cache/redis_msg.h"
 
+#include <hiredis/hiredis.h>
+
 #define S(x)                                                                                       \
     {                                                                                              \
         x, sizeof(x) - 1                                                                           \
@@ -140,6 +142,37 @@ static void test_pending_overflow_and_global_mean_all(void **state)
     pending_free(p);
 }
 
+/* A pub/sub message cut at an element boundary leaves no unparsed byte
+ * behind, yet it is not complete: the subscriber must stay busy. */
+static void test_reader_partial_at_an_element_boundary(void **state)
+{
+    (void)state;
+    static const char head[] = "*3\r\n$7\r\nmessage\r\n$4\r\nchan\r\n", tail[] = "$3\r\nb\nx\r\n";
+    redisReader *r = redisReaderCreate();
+    void *m = NULL;
+
+    assert_non_null(r);
+    assert_false(redis_reader_partial(r));
+    for (size_t cut = 1; cut < sizeof(head) - 1; cut++) { /* every cut, boundaries included */
+        redisReaderFree(r);
+        r = redisReaderCreate();
+        assert_int_equal(redisReaderFeed(r, head, cut), REDIS_OK);
+        assert_int_equal(redisReaderGetReply(r, &m), REDIS_OK);
+        assert_null(m);
+        assert_true(redis_reader_partial(r));
+    }
+    assert_int_equal(redisReaderFeed(r, head + sizeof(head) - 2, 1), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(r, &m), REDIS_OK);
+    assert_null(m);
+    assert_true(redis_reader_partial(r)); /* pos == len here: only ridx tells */
+    assert_int_equal(redisReaderFeed(r, tail, sizeof(tail) - 1), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(r, &m), REDIS_OK);
+    assert_non_null(m);
+    freeReplyObject(m);
+    assert_false(redis_reader_partial(r));
+    redisReaderFree(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_too_long_pattern_is_refused),
         cmocka_unit_test(test_pending_dedupes_and_replays),
         cmocka_unit_test(test_pending_overflow_and_global_mean_all),
+        cmocka_unit_test(test_reader_partial_at_an_element_boundary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
