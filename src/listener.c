@@ -9,7 +9,10 @@
  * leave stale data fresh. A lost connection is retried with exponential
  * back-off (100 ms .. 5 s); the first LISTEN after a loss bumps "*" and
  * counts a reconnect, and so does the first LISTEN at start if requests
- * were already answered from the database without it.
+ * were already answered from the database without it. The back-off starts
+ * over only after a session that lasted STABLE_MS: one lost soon after it
+ * was made (a server restarting in a loop, a pooler dropping it) would
+ * otherwise be replaced at once, each time emptying the cache with "*".
  */
 #include "listener.h"
 
@@ -32,6 +35,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define WAIT_MS        1000
+#define STABLE_MS      10000
 /* Longest wait for a worker to report a write of its own (ownnotify.h). */
 #define OWN_WAIT_MS 250
 
@@ -127,6 +131,7 @@ static void *listener_main(void *arg)
     struct listener *l = arg;
     char err[RC_ERRBUF];
     int backoff = BACKOFF_MIN_MS;
+    int64_t up_since;
     bool ever = false, logged_down = false;
 
     while (!atomic_load(&l->stopping)) {
@@ -139,8 +144,8 @@ static void *listener_main(void *arg)
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
             continue;
         }
-        backoff = BACKOFF_MIN_MS;
         logged_down = false;
+        up_since = rc_mono_ms();
         /* Listening again: whatever changed while nobody listened went
          * unheard, so everything cached before now is unverified. */
         if (ever) {
@@ -159,6 +164,12 @@ static void *listener_main(void *arg)
         while (!atomic_load(&l->stopping))
             if (db_listen_wait(l->db, l->wake_fd, WAIT_MS, on_notify, l) < 0)
                 break;
+        if (atomic_load(&l->stopping))
+            break;
+        if (rc_mono_ms() - up_since >= STABLE_MS)
+            backoff = BACKOFF_MIN_MS;
+        pause_ms(l, backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     return NULL;
 }

@@ -183,6 +183,33 @@ class ListenerReconnect(RCTestCase):
                       interval=0.01, what="a psql write after the reconnect")
 
 
+    def test_a_session_killed_as_soon_as_it_listens_is_retried_with_back_off(self):
+        # A server that drops the listener's session right after it is made
+        # (a restart loop, a pooler): each new LISTEN bumps "*", so
+        # reconnecting at once would empty the cache as fast as it can.
+        before = fh.metric(self.env, "respcache_listener_reconnects_total")
+        self.env.psql(
+            "DO $$ DECLARE t timestamptz := clock_timestamp(); BEGIN "
+            "WHILE clock_timestamp() < t + interval '3 s' LOOP "
+            "PERFORM pg_stat_clear_snapshot(); "
+            "PERFORM pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'respcache-listener'; "
+            "PERFORM pg_sleep(0.005); END LOOP; END $$")
+        n = fh.metric(self.env, "respcache_listener_reconnects_total") - before
+        # Back-off 100, 200, 400, 800, 1600 ms: at most 5 in 3 s (plus one
+        # already under way). Reconnecting at once made dozens.
+        self.assertGreaterEqual(n, 1, "the session was killed and replaced")
+        self.assertLessEqual(n, 6, "reconnects while the session was killed for 3 s")
+        # And it comes back by itself, at most one back-off step later.
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        self.get(p)
+        fh.wait_until(lambda: self.get(p).headers.get("x-cache") == "HIT" or None, 10,
+                      what="%s cached again" % p)
+        self.env.psql("UPDATE users SET name = 'After The Storm' WHERE id = %d" % uid)
+        fh.wait_until(lambda: self.get(p).json()["name"] == "After The Storm", 10,
+                      interval=0.05, what="a psql write is heard again")
+
 class IdleSessionTimeout(RCTestCase):
     """A server whose idle_session_timeout closes idle sessions after 1.5 s:
     the listener turns it off for its own session (each reconnect would
