@@ -335,14 +335,22 @@ static bool write_through_begin(struct handler *h, struct handler_worker *w,
     ws->m.scratch_used = 0;
     for (size_t i = 0; i < t->nparams; i++) {
         const struct rc_value *v = &st->m.values[r->write_through_from[i]];
-        if (!v->present)
+        if (!v->present) { /* an optional param the GET needs */
+            metrics_write_through(h->metrics, METRICS_WT_ERROR);
             return false;
+        }
         ws->m.values[i] = *v; /* points into st: lives as long */
     }
-    if (!handler_key_and_tags(t, ws))
+    if (!handler_key_and_tags(t, ws)) {
+        metrics_write_through(h->metrics, METRICS_WT_ERROR);
         return false;
+    }
     *turn = write_turn(h, ws);
-    return h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, ws->gens) == 0;
+    if (h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, ws->gens) < 0) {
+        metrics_write_through(h->metrics, METRICS_WT_ERROR);
+        return false;
+    }
+    return true;
 }
 
 /* After the commit and the bump: store the answer in w->body as the GET
@@ -355,20 +363,20 @@ static void write_through_end(struct handler *h, struct handler_worker *w, struc
     struct fill fl;
 
     if (h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, now) < 0) {
-        metrics_write_through(h->metrics, false);
+        metrics_write_through(h->metrics, METRICS_WT_ERROR);
         return;
     }
     for (size_t i = 0; i < ws->ntags; i++) {
         uint64_t want = ws->gens[i] + (bumps_has(w, ws->tags[i].s, ws->tags[i].len) ? 1 : 0);
         if (now[i] != want) {
-            metrics_write_through(h->metrics, false);
+            metrics_write_through(h->metrics, METRICS_WT_SKIPPED);
             return;
         }
     }
     memcpy(ws->gens, now, ws->ntags * sizeof(now[0]));
     handler_fill_set(&fl, 200, t->ttl, res, &w->body);
     handler_store(h, w, ws, &fl);
-    metrics_write_through(h->metrics, true);
+    metrics_write_through(h->metrics, METRICS_WT_STORED);
 }
 
 /* ---- the write ---------------------------------------------------------------- */
@@ -449,10 +457,13 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
      * body cannot be rendered, so no reader sees the old data after this. */
     bumped = invalidate(h, w, st, res, true);
     release_own(h, w, pid, bumped);
-    if (!bumped)
+    if (!bumped) {
         r.extra = "X-Cache-Invalidation: failed";
-    else if (wt && rc == 0)
+        if (wt && rc == 0)
+            metrics_write_through(h->metrics, METRICS_WT_ERROR);
+    } else if (wt && rc == 0) {
         write_through_end(h, w, res);
+    }
     singleflight_done(h->sf, flight, false);
     singleflight_done(h->writing, turn, false);
     if (rc < 0) {

@@ -47,7 +47,7 @@ struct metrics {
     _Atomic uint64_t sf_waits, sf_timeouts, refreshes, refresh_failures;
     _Atomic int64_t sf_inflight;
     _Atomic uint64_t db_invalidations, db_invalidated_tags, listener_reconnects, warmed;
-    _Atomic uint64_t own_notifications, write_through[2]; /* [0] skipped, [1] stored */
+    _Atomic uint64_t own_notifications, write_through[3]; /* enum metrics_wt */
     struct histogram invalidation_delay;
 };
 
@@ -176,10 +176,10 @@ void metrics_own_notification(struct metrics *m)
         atomic_fetch_add_explicit(&m->own_notifications, 1, memory_order_relaxed);
 }
 
-void metrics_write_through(struct metrics *m, bool stored)
+void metrics_write_through(struct metrics *m, enum metrics_wt result)
 {
     if (m != NULL)
-        atomic_fetch_add_explicit(&m->write_through[stored], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->write_through[result], 1, memory_order_relaxed);
 }
 
 void metrics_listener_reconnect(struct metrics *m)
@@ -281,15 +281,19 @@ static int render_freshness(struct metrics *m, buf *out)
                            "Notifications of respcache's own writes, bumped by the write "
                            "itself before it answered (the listener skipped them).",
                            atomic_load(&m->own_notifications)) < 0 ||
-                   buf_printf(out,
-                              "# HELP respcache_write_through_total Writes whose answer was "
-                              "stored as their GET route's entry (stored), or not because another "
-                              "change to its tags came in between (skipped).\n"
-                              "# TYPE respcache_write_through_total counter\n"
-                              "respcache_write_through_total{result=\"stored\"} %llu\n"
-                              "respcache_write_through_total{result=\"skipped\"} %llu\n",
-                              (unsigned long long)atomic_load(&m->write_through[1]),
-                              (unsigned long long)atomic_load(&m->write_through[0])) < 0 ||
+                   buf_printf(
+                       out,
+                       "# HELP respcache_write_through_total Writes whose answer was "
+                       "stored as their GET route's entry (stored), or not because another "
+                       "change to its tags came in between (skipped) or the cache failed "
+                       "(error).\n"
+                       "# TYPE respcache_write_through_total counter\n"
+                       "respcache_write_through_total{result=\"stored\"} %llu\n"
+                       "respcache_write_through_total{result=\"skipped\"} %llu\n"
+                       "respcache_write_through_total{result=\"error\"} %llu\n",
+                       (unsigned long long)atomic_load(&m->write_through[METRICS_WT_STORED]),
+                       (unsigned long long)atomic_load(&m->write_through[METRICS_WT_SKIPPED]),
+                       (unsigned long long)atomic_load(&m->write_through[METRICS_WT_ERROR])) < 0 ||
                    counter(out, "respcache_listener_reconnects_total",
                            "LISTEN connections re-established after a drop (each bumps \"*\": "
                            "whatever was cached before is unverified).",

@@ -67,8 +67,13 @@ void metrics_refresh(struct metrics *m, int ok);
 void metrics_db_invalidation(struct metrics *m, unsigned tags, int64_t delay_us);
 /* A notification of one of our own writes, which the write bumped itself. */
 void metrics_own_notification(struct metrics *m);
-/* A write-through route stored its answer (stored) or could not. */
-void metrics_write_through(struct metrics *m, bool stored);
+/* What a write-through route did with its answer. */
+enum metrics_wt {
+    METRICS_WT_SKIPPED, /* another change moved its tags meanwhile */
+    METRICS_WT_STORED,
+    METRICS_WT_ERROR, /* the cache failed (or the key could not be built) */
+};
+void metrics_write_through(struct metrics *m, enum metrics_wt result);
 /* The LISTEN connection came back after a drop (and "*" was bumped). */
 void metrics_listener_reconnect(struct metrics *m);
 /* Warm-up stored n entries. */
