@@ -126,6 +126,32 @@ class Bodies(RCTestCase):
             r = self.req("POST", "/api/users", b'{"email":"ct@example.com","name":"x"}', {"Content-Type": ct})
             self.assertError(r, 415, "unsupported_media_type", "Content-Type: %s" % ct)
 
+    def test_every_body_route_checks_its_body(self):
+        # API.md: 415 for a type that is not JSON, 400 for a body that is
+        # not JSON or not an object, 422 for an unknown field: on all seven
+        # routes that take a body, before anything reaches the database.
+        uid = self.env.claim_user()
+        jid = int(self.env.psql_value("SELECT min(id) FROM jobs"))
+        routes = [("POST", "/api/users"), ("PATCH", "/api/users/%d" % uid),
+                  ("POST", "/api/users/%d/jobs" % uid), ("PATCH", "/api/jobs/%d" % jid),
+                  ("PUT", "/api/jobs/%d/result" % jid), ("PUT", "/api/settings/theme"),
+                  ("POST", "/api/sessions")]
+        before = self.env.psql("SELECT count(*), max(updated_at) FROM users")
+        for method, p in routes:
+            what = "%s %s" % (method, p)
+            r = self.req(method, p, b'{"name":"x"}', {"Content-Type": "text/plain"})
+            self.assertError(r, 415, "unsupported_media_type", what)
+            for b in (b'{"name":', b"not json"):
+                r = self.req(method, p, b, {"Content-Type": "application/json"})
+                self.assertError(r, 400, "bad_request", "%s body %r" % (what, b))
+            for b in (b"[]", b'"x"', b"1", b"null"):
+                r = self.req(method, p, b, {"Content-Type": "application/json"})
+                self.assertError(r, 400, "bad_request", "%s body %r (not an object)" % (what, b))
+            r = self.req(method, p, {"no_such_field": 1})
+            self.assertError(r, 422, "unprocessable", "%s unknown field" % what)
+        self.assertEqual(self.env.psql("SELECT count(*), max(updated_at) FROM users"), before,
+                         "no refused body changed a user")
+
     def test_missing_content_type_415(self):
         r = self.req("POST", "/api/users", b'{"email":"noct@example.com","name":"x"}')
         self.assertError(r, 415, "unsupported_media_type", "body without Content-Type")

@@ -19,6 +19,15 @@ ENV = None
 STATEMENT_TIMEOUT_MS = 1000
 
 TEST_ROUTES = [
+    # Updates the user, then fails in the same statement: the write must
+    # leave nothing behind (one transaction).
+    {"name": "test_halfway", "method": "PATCH", "path": "/api/test/halfway/{id:int}",
+     "params": [{"name": "id", "from": "path"},
+                {"name": "name", "from": "body", "type": "string", "required": True}],
+     "sql": "WITH u AS (UPDATE users SET name = $2::text, updated_at = now() "
+            "WHERE id = $1::bigint RETURNING id) "
+            "SELECT u.id, 1 / (SELECT count(*) - 1 FROM u) AS boom FROM u",
+     "result": "object", "invalidate": ["user:{id}"]},
     {"name": "test_boom", "method": "GET", "path": "/api/test/boom/{id:int}",
      "params": [{"name": "id", "from": "path"}],
      "sql": "SELECT current_setting('respcache.no_such_setting_' || $1::text) AS x",
@@ -126,6 +135,24 @@ class Internal(RCTestCase):
             self.assertNotIn("no_such_setting", b["message"], "the database's error text must not reach the client")
         r = self.get("/api/test/boom/1")
         self.assertNotEqual(r.headers.get("x-cache"), "HIT", "a 500 must never be cached")
+
+    def test_a_write_that_fails_halfway_changes_nothing(self):
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        row = self.env.psql("SELECT name, updated_at FROM users WHERE id = %d" % uid)
+        self.get(p)
+        cached = self.get(p)
+        self.assertXCache(cached, "HIT", "precondition")
+        r = self.req("PATCH", "/api/test/halfway/%d" % uid, {"name": "Half Written"})
+        self.assertError(r, 500, "internal", "the statement updated the user, then failed")
+        self.assertEqual(self.env.psql("SELECT name, updated_at FROM users WHERE id = %d" % uid),
+                         row, "the update was rolled back with the rest")
+        after = self.get(p)
+        self.assertStatus(after, 200)
+        self.assertEqual(after.json(), cached.json(), "GET still shows the user as it is")
+        # A write that works on the same route's user, for contrast.
+        self.assertStatus(self.req("PATCH", p, {"name": "Whole"}), 200)
+        self.assertEqual(self.get(p).json()["name"], "Whole")
 
     def test_route_recovers_after_a_failing_call(self):
         # A runtime error leaves the prepared statement on the server; the

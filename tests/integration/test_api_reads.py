@@ -150,6 +150,44 @@ class CacheHeaders(RCTestCase):
             self.assertEqual(h.headers.get("etag"), g.headers.get("etag"), "HEAD %s ETag" % p)
 
 
+    def test_every_cached_get_route_answers_with_the_cache_headers(self):
+        # API.md: every GET on a cached route has X-Cache, a strong ETag that
+        # If-None-Match turns into a 304 without a body, Age on a HIT and
+        # Cache-Control: no-cache; HEAD works wherever GET does. On all
+        # seven demo routes, answers of 200 and of 404 alike (a 404 is not
+        # turned into a 304: RFC 9110 evaluates preconditions for 2xx only).
+        uid = self.env.claim_user()
+        jid = self.env.claim("SELECT job_id FROM job_results ORDER BY job_id")
+        tok = Sessions.valid_token(self)
+        paths = ["/api/users/%d" % uid, "/api/users/%d/jobs?limit=5" % uid, "/api/jobs/%d" % jid,
+                 "/api/jobs/%d/result" % jid, "/api/settings", "/api/dashboard/%d" % uid,
+                 "/api/sessions/" + tok, "/api/users/987654323", "/api/sessions/" + "x" * 20]
+        for p in paths:
+            first = self.get(p)
+            self.assertIn(first.status, (200, 404), p)
+            r = self.get(p)
+            self.assertEqual(r.status, first.status, p)
+            self.assertXCache(r, "HIT", p)
+            etag = r.headers.get("etag")
+            self.assertIsNotNone(etag, "%s: ETag" % p)
+            self.assertRegex(etag, ETAG_RE, "%s: a strong ETag" % p)
+            self.assertEqual(etag, first.headers.get("etag"), "%s: the same ETag on MISS and HIT" % p)
+            self.assertEqual(r.headers.get("cache-control"), "no-cache", "%s: Cache-Control" % p)
+            self.assertRegex(r.headers.get("age") or "", r"^\d+$", "%s: Age on a HIT" % p)
+            nm = self.req("GET", p, headers={"If-None-Match": etag})
+            if r.status == 200:
+                self.assertStatus(nm, 304, "%s with If-None-Match" % p)
+                self.assertEqual(nm.body, b"", "%s: a 304 has no body" % p)
+                self.assertEqual(nm.headers.get("etag"), etag, "%s: the 304 names the ETag" % p)
+            else:  # RFC 9110 13.2.1: preconditions apply to 2xx answers only
+                self.assertEqual((nm.status, nm.body), (r.status, r.body),
+                                 "%s: If-None-Match does not turn a 404 into a 304" % p)
+            h = self.req("HEAD", p)
+            self.assertEqual(h.status, r.status, "HEAD %s status must equal GET's" % p)
+            self.assertEqual(h.body, b"", "HEAD %s must have no body" % p)
+            self.assertEqual(h.headers.get("etag"), etag, "HEAD %s ETag" % p)
+            self.assertEqual(h.headers.get("cache-control"), "no-cache", "HEAD %s" % p)
+
 class Users(RCTestCase):
 
     def test_user_shape(self):

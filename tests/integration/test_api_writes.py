@@ -265,11 +265,27 @@ class JobWrites(Base):
         self.assertError(self.req("PUT", "/api/jobs/987654321/result", {"result": {}}), 404, "not_found")
 
 
+class PatchWithoutFields(Base):
+
+    def test_empty_or_null_fields_change_nothing_but_updated_at(self):
+        # A JSON null counts as absent (README, Routes): PATCH {} and
+        # {"name": null} are valid and change no field.
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        row = self.env.psql("SELECT email, name, plan FROM users WHERE id = %d" % uid)[0]
+        for body in ({}, {"name": None}, {"email": None, "name": None, "plan": None}):
+            r = self.req("PATCH", p, body)
+            self.assertStatus(r, 200, "PATCH %s %r" % (p, body))
+            u = r.json()
+            self.assertEqual([u["email"], u["name"], u["plan"]], row, "%r changed no field" % body)
+            self.assertEqual(self.get(p).json(), u, "the next GET shows the PATCH's answer")
+        self.assertError(self.req("PATCH", p, {"name": ""}), 422, "unprocessable", "an empty name")
+
 class SettingsWrites(Base):
 
     def test_put_setting_then_get_reflects(self):
         self.warm("/api/settings")
-        for i, v in enumerate(({"a": [1, 2, {"b": None}]}, "dark", 42, 1.5, True, [1, "x"], "ünïcødé ☃")):
+        for i, v in enumerate(({"a": [1, 2, {"b": None}]}, "dark", 42, 1.5, True, [1, "x"], "ünïcødé ☃", None, False, 0, {}, [])):
             r = self.req("PUT", "/api/settings/ui.theme", {"value": v})
             self.assertStatus(r, 200, "PUT /api/settings/ui.theme value %r" % (v,))
             b = self.assertJsonBody(r, "setting")

@@ -199,6 +199,55 @@ class Health(OpsCase):
         self.assertIsInstance(b["cache"]["latency_ms"], (int, float), "cache.latency_ms: %r" % b)
         self.assertNotEqual(r.headers.get("x-cache"), "HIT", "/health is never served from the cache")
 
+    def test_health_degraded_while_the_shared_cache_is_down(self):
+        # API.md: "degraded" = shared cache down, still serving (200). The
+        # breaker shows in /metrics; a write during the outage counts its
+        # write-through as an error, never as stored.
+        if provider(self.env) == "memory":
+            self.skipTest("a process-local cache cannot be down (runs under test_redis_api_suite)")
+
+        def series(m, name, **labels):
+            return sum(v for n, lb, v in m if n == name and all(lb.get(k) == x
+                                                                for k, x in labels.items()))
+
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        wait_health(self.env, "ok", 10)
+        self.assertEqual(series(self.metrics(), "respcache_redis_breaker_state"), 0, "closed")
+        err0 = series(self.metrics(), "respcache_write_through_total", result="error")
+        self.env.redis.stop()
+        try:
+            r = wait_health(self.env, "degraded", 10)
+            self.assertStatus(r, 200, "GET /health with the shared cache down")
+            b = self.assertJsonBody(r, "GET /health")
+            self.assertEqual(b["status"], "degraded", "%r" % b)
+            self.assertIs(b["cache"]["ok"], False, "%r" % b)
+            self.assertIs(b["db"]["ok"], True, "%r" % b)
+            self.assertEqual(b["cache"]["provider"], provider(self.env))
+            g = self.get(p)
+            self.assertStatus(g, 200, "GET %s from the database while the cache is down" % p)
+            self.assertEqual(g.json()["id"], uid)
+            # README: writes still commit and answer, and say so.
+            w = self.req("PATCH", p, {"name": "Written In The Dark"})
+            self.assertStatus(w, 200, "PATCH while the cache is down")
+            self.assertEqual(w.headers.get("x-cache-invalidation"), "failed")
+            self.assertEqual(w.json()["name"], "Written In The Dark")
+            m = self.metrics()
+            self.assertIn(series(m, "respcache_redis_breaker_state"), (1, 2), "open or half-open")
+            self.assertGreater(series(m, "respcache_write_through_total", result="error"), err0,
+                               "a write-through the cache could not take is an error")
+        finally:
+            self.env.redis.start()
+        r = wait_health(self.env, "ok", 15)
+        self.assertEqual(r.json()["status"], "ok", "back to ok once Redis is back")
+        deadline = time.monotonic() + 10
+        while series(self.metrics(), "respcache_redis_breaker_state") != 0:
+            self.assertLess(time.monotonic(), deadline, "the breaker closes again")
+            time.sleep(0.1)
+        self.assertEqual(self.get(p).json()["name"],
+                         self.env.psql_value("SELECT name FROM users WHERE id = %d" % uid),
+                         "after the outage, GET shows the row as it is")
+
     def test_health_head_same_status_no_body(self):
         wait_health(self.env, "ok", 10)
         r = self.req("HEAD", "/health")
@@ -221,6 +270,13 @@ class Health(OpsCase):
 # ================================================================ /metrics
 
 class Metrics(OpsCase):
+
+    def test_metrics_head_same_status_no_body(self):
+        g = self.get("/metrics")
+        h = self.req("HEAD", "/metrics")
+        self.assertStatus(h, 200, "HEAD /metrics")
+        self.assertEqual(h.body, b"", "HEAD /metrics must have no body")
+        self.assertEqual(h.headers.get("content-type"), g.headers.get("content-type"))
 
     def test_metrics_content_type_and_series(self):
         self.get("/api/users/1")

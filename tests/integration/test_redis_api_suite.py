@@ -29,7 +29,7 @@ import harness  # noqa: E402
 import redis_harness  # noqa: E402
 
 SUITE = ["test_api_reads", "test_api_writes", "test_api_errors", "test_api_failures",
-         "test_concurrency", "test_write_through"]
+         "test_concurrency", "test_write_through", "test_ops_endpoints"]
 PROVIDERS = ["redis", "tiered"]
 
 
