@@ -12,6 +12,7 @@ and an answer that waited for one is plainly slower than one that did not."""
 
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -72,7 +73,20 @@ class SingleFlight(RCTestCase):
         path = "/api/test/sf/%d" % uid
         before_q = fh.pg_calls(self.env, "_sf_marker")
         m0 = fh.metrics(self.env)
-        rs = fh.burst(self.env, [path] * 100)
+        seen, done = [], threading.Event()
+
+        def scrape():  # the in-flight gauge while the burst waits on its leader
+            while not done.is_set():
+                seen.append(fh.metrics(self.env).get("respcache_singleflight_inflight", 0))
+                time.sleep(0.02)
+        t = threading.Thread(target=scrape)
+        t.start()
+        try:
+            rs = fh.burst(self.env, [path] * 100)
+        finally:
+            done.set()
+            t.join(10)
+        self.assertGreaterEqual(max(seen), 1, "/metrics showed the coalesced miss in flight")
         errors = [r for r in rs if not isinstance(r, harness.Response) or r.status != 200]
         self.assertEqual(errors[:5], [], "every one of the 100 GETs must answer 200")
         queries = fh.pg_calls(self.env, "_sf_marker") - before_q

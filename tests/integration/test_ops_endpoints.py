@@ -562,7 +562,21 @@ class AdminOps(OpsCase):
         self.assertStatus(r, 200, "DELETE /cache/tags/{tag}?mode=soft")
         self.assertEqual(r.json(), {"tag": "user:%d" % a, "invalidated": True, "mode": "soft"},
                          "soft purge body")
-        self.assertXCache(self.get(p), "STALE", "first GET after a soft purge")
+        m0 = self.metrics()
+        s0 = self.admin("GET", "/cache/stats").json()
+        st = self.get(p)
+        self.assertXCache(st, "STALE", "first GET after a soft purge")
+        self.assertRegex(st.headers.get("age") or "", r"^\d+$", "Age on a STALE answer")
+        self.assertEqual(st.headers.get("cache-control"), "no-cache")
+        m1 = self.metrics()
+        s1 = self.admin("GET", "/cache/stats").json()
+
+        def stale_of(m):
+            return sum(v for n, lb, v in m if n == "respcache_cache_requests_total"
+                       and lb.get("route") == "user" and lb.get("result") == "stale")
+        self.assertEqual(stale_of(m1) - stale_of(m0), 1,
+                         "/metrics counts the STALE answer by route (result=\"stale\")")
+        self.assertGreaterEqual(s1["stale"] - s0["stale"], 1, "/cache/stats counts it: %r" % s1)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             x = self.get(p).headers.get("x-cache")
@@ -585,8 +599,20 @@ class AdminOps(OpsCase):
         ua, ub, ja = "/api/users/%d" % a, "/api/users/%d" % b, "/api/users/%d/jobs" % a
         for p in (ua, ub, ja):
             self.fill(p)
+        redis = getattr(self.env, "redis", None)
+        if redis is not None:
+            redis.cli("CONFIG", "RESETSTAT")
+        s0 = self.admin("GET", "/cache/stats").json()
         r = self.admin("DELETE", "/cache/keys?pattern=user:*")
         self.assertStatus(r, 200, "DELETE /cache/keys?pattern=user:*")
+        if redis is not None:
+            # API.md: incremental, never a blocking scan of the whole keyspace.
+            cs = redis.cli("INFO", "commandstats")
+            cs = cs.decode() if isinstance(cs, bytes) else cs
+            self.assertIn("cmdstat_scan:", cs, "the purge walks the keyspace with SCAN")
+            self.assertNotIn("cmdstat_keys:", cs, "the purge never sends KEYS")
+        s1 = self.admin("GET", "/cache/stats").json()
+        self.assertGreaterEqual(s1["deletes"] - s0["deletes"], 2, "/cache/stats counts deletes: %r" % s1)
         body = self.assertJsonBody(r, "DELETE /cache/keys")
         self.assertEqual(sorted(body.keys()), ["deleted"], "body: %r" % body)
         self.assertIsInstance(body["deleted"], int)
@@ -666,6 +692,43 @@ class ProviderNone(OpsCase):
             self.env.restart_respcache(env={"CACHE_PROVIDER": None})
         wait_health(self.env, "ok", 10)
 
+
+
+class MemoryBudget(OpsCase):
+
+    def test_a_full_budget_evicts_and_metrics_show_it(self):
+        # API.md /metrics: entries and bytes of the memory cache, evictions.
+        if provider(self.env) != "memory":
+            self.skipTest("the memory provider's budget")
+        budget = 65536
+        try:
+            self.env.restart_respcache(env={"CACHE_MEMORY_MAX_BYTES": str(budget),
+                                            "CACHE_MEMORY_SHARDS": "1"})
+            m0 = self.metrics()
+            self.assertEqual(value(m0, "respcache_cache_entries"), 0, "a fresh cache is empty")
+            self.assertXCache(self.get("/api/users/1"), "MISS")
+            m1 = self.metrics()
+            self.assertEqual(value(m1, "respcache_cache_entries"), 1, "one entry after one MISS")
+            self.assertGreater(value(m1, "respcache_cache_bytes"), 0)
+            n = 400  # about 400 bytes each: several times the budget
+            for i in range(2, n + 1):
+                self.assertStatus(self.get("/api/users/%d" % i), (200, 404))
+            m2 = self.metrics()
+            entries = value(m2, "respcache_cache_entries")
+            self.assertGreater(value(m2, "respcache_cache_evictions_total"), 0, "evictions counted")
+            self.assertLess(entries, n, "not every entry fits")
+            self.assertGreater(entries, 10, "the budget still holds many entries")
+            self.assertLessEqual(value(m2, "respcache_cache_bytes"), budget, "within the byte budget")
+            st = self.admin("GET", "/cache/stats").json()
+            self.assertGreater(st["evictions"], 0, "/cache/stats counts evictions: %r" % st)
+            self.assertEqual(st["keys"], entries, "/cache/stats and /metrics agree: %r" % st)
+            # The most recent entries survive (LRU): the last one is a HIT.
+            self.assertXCache(self.get("/api/users/%d" % n), "HIT", "the newest entry is kept")
+            self.assertXCache(self.get("/api/users/1"), "MISS", "the oldest entry was evicted")
+        finally:
+            self.env.restart_respcache(env={"CACHE_MEMORY_MAX_BYTES": None,
+                                            "CACHE_MEMORY_SHARDS": None})
+        wait_health(self.env, "ok", 10)
 
 # ================================================================ logs
 
