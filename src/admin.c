@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define TAG_MAX     256
 #define PATTERN_MAX 512
@@ -91,8 +92,9 @@ bool admin_token_ok(const char *authorization, const char *token)
     const char *given;
     unsigned char diff = 0;
 
+    /* The scheme name is case-insensitive (RFC 9110 11.1); the token is not. */
     if (authorization == NULL || token == NULL ||
-        strncmp(authorization, prefix, sizeof(prefix) - 1) != 0)
+        strncasecmp(authorization, prefix, sizeof(prefix) - 1) != 0)
         return false;
     given = authorization + sizeof(prefix) - 1;
     glen = strlen(given);

@@ -461,6 +461,12 @@ class AdminAuth(OpsCase):
     def test_right_token_200(self):
         r = self.admin("GET", "/cache/stats")
         self.assertStatus(r, 200, "GET /cache/stats with the admin token")
+        # The scheme is case-insensitive (RFC 9110 11.1), the token is not.
+        for scheme in ("bearer", "BEARER"):
+            r = self.req("GET", "/cache/stats", headers={"Authorization": scheme + " " + TOKEN})
+            self.assertStatus(r, 200, "Authorization: %s <token>" % scheme)
+        r = self.req("GET", "/cache/stats", headers={"Authorization": "Bearer " + TOKEN.upper()})
+        self.assertUnauthorized(r, "the token in upper case")
 
     def test_wrong_method_405_with_allow(self):
         cases = [("POST", "/cache/stats", "GET, HEAD"), ("DELETE", "/cache/stats", "GET, HEAD"),
