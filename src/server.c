@@ -632,13 +632,22 @@ int server_start(struct server *s, char *errbuf)
         l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (l->epfd < 0 || l->wake_fd < 0 ||
             epoll_ctl(l->epfd, EPOLL_CTL_ADD, s->listen_fd, &lev) < 0 ||
-            epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &wev) < 0)
-            return rc_err(errbuf, "epoll setup failed: %s", strerror(errno));
-        if (pthread_create(&l->thread, NULL, loop_main, l) != 0)
-            return rc_err(errbuf, "cannot start event loop %zu", i);
+            epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wake_fd, &wev) < 0) {
+            rc_err(errbuf, "epoll setup failed: %s", strerror(errno));
+            goto fail;
+        }
+        if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+            rc_err(errbuf, "cannot start event loop %zu", i);
+            goto fail;
+        }
         l->started = true;
     }
     return 0;
+fail:
+    /* Stop the loops and workers already running: server_free must not
+     * free what their threads still use. */
+    server_stop(s, 0);
+    return -1;
 }
 
 void server_stop(struct server *s, int drain_ms)

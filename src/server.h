@@ -32,7 +32,7 @@ int server_inherited_socket(char *errbuf) RC_MUSTCHECK;
  * shut it down; an inherited socket is left open for the next instance. */
 struct server *server_create(const struct rc_config *cfg, struct handler *h, int listen_fd,
                              bool owns_listener, char *errbuf) RC_MUSTCHECK;
-/* Start the loops and the workers. 0 or -1. */
+/* Start the loops and the workers. 0, or -1 with nothing left running. */
 int server_start(struct server *s, char *errbuf) RC_MUSTCHECK;
 /* Stop accepting, let requests in flight finish (bounded by drain_ms),
  * close every connection and join all threads. */
