@@ -37,6 +37,7 @@ struct rconn {
     int fd;
     SSL *ssl;        /* NULL: plain */
     bool tls_failed; /* a TLS protocol error or alert (not a network one) */
+    bool got_data;   /* TLS: application bytes were read */
 };
 
 /* The oldest queued OpenSSL error as text, or fallback. */
@@ -231,12 +232,26 @@ static int open_tcp(const struct redis_url *u, int64_t deadline_ms, enum rconn_f
     return fd;
 }
 
+/* Is the queued OpenSSL error e the peer closing without a close_notify?
+ * OpenSSL 3 reports that as a protocol error; it is a network event. */
+static bool tls_eof_error(unsigned long e)
+{
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+    return ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+#else
+    (void)e;
+    return false;
+#endif
+}
+
 /* One TLS step (handshake, read or write) returned r: wait for what it
- * wants. 1 retry, 0 done/EOF per *eof, -1 error (errbuf). */
+ * wants. 1 retry, 0 done/EOF per *eof, -1 error (errbuf). Sets tls_failed
+ * only for what TLS itself refused (see rconn_tls_failed()). */
 static int tls_wait(struct rconn *c, int r, int64_t deadline_ms, bool *eof, char *errbuf)
 {
     char e[200];
     int err = SSL_get_error(c->ssl, r);
+    int sys = errno;
 
     switch (err) {
     case SSL_ERROR_WANT_READ:
@@ -253,14 +268,25 @@ static int tls_wait(struct rconn *c, int r, int64_t deadline_ms, bool *eof, char
         return 0;
     case SSL_ERROR_SYSCALL:
         if (ERR_peek_error() == 0) {
-            if (errno == 0 || r == 0) {
+            if (sys == 0 || r == 0) {
                 *eof = true;
                 return 0;
             }
-            return rc_err(errbuf, "%s", strerror(errno));
+            /* A TLS 1.3 server refuses a client (no certificate) after
+             * the handshake, with an alert that the reset caused by our
+             * first request can overtake: a reset of a session that has
+             * not answered yet is that refusal. */
+            if ((sys == ECONNRESET || sys == EPIPE) && SSL_is_init_finished(c->ssl) && !c->got_data)
+                c->tls_failed = true;
+            return rc_err(errbuf, "%s", strerror(sys));
         }
         /* fall through */
     default:
+        if (tls_eof_error(ERR_peek_error())) {
+            ERR_clear_error();
+            *eof = true;
+            return 0;
+        }
         c->tls_failed = true;
         return rc_err(errbuf, "TLS: %s", ssl_errstr(e, sizeof(e), "protocol error"));
     }
@@ -306,7 +332,6 @@ static int tls_handshake(struct rconn *c, struct rconn_tls *t, const struct redi
                           "cache.redis_tls_ca_file / REDIS_TLS_CA_FILE and the URL's host)",
                           where, X509_verify_cert_error_string(v));
         }
-        unsigned long peek = ERR_peek_error();
         int w = tls_wait(c, r, deadline_ms, &eof, e);
         if (w == 1)
             continue;
@@ -324,9 +349,11 @@ static int tls_handshake(struct rconn *c, struct rconn_tls *t, const struct redi
                           "handshake",
                           where);
         }
-        *why = peek != 0 ? RCONN_CONFIG : RCONN_TRANSIENT;
+        /* A TLS refusal (alert, not TLS at all) is a setting; a network
+         * error (reset, unreachable) is not. */
+        *why = c->tls_failed ? RCONN_CONFIG : RCONN_TRANSIENT;
         return rc_err(errbuf, "TLS handshake with %s failed: %s%s", where, e,
-                      peek != 0 ? " (is this a TLS port?)" : "");
+                      c->tls_failed ? " (is this a TLS port?)" : "");
     }
 }
 
@@ -420,8 +447,10 @@ long rconn_read(struct rconn *c, void *p, size_t n, int64_t deadline_ms, char *e
             bool eof = false;
             ERR_clear_error();
             int r = SSL_read(c->ssl, p, (int)n);
-            if (r > 0)
+            if (r > 0) {
+                c->got_data = true;
                 return r;
+            }
             int w = tls_wait(c, r, deadline_ms, &eof, errbuf);
             if (w == 1)
                 continue;

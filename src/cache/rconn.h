@@ -62,8 +62,10 @@ int rconn_wait(struct rconn *c, int wake_fd, int timeout_ms);
 int rconn_fd(const struct rconn *c);
 
 /* Did TLS itself fail on this connection (an alert, e.g. the server wants
- * a client certificate; TLS 1.3 reports that after the handshake)? Such a
- * failure is a setting to fix, not a network hiccup. */
+ * a client certificate; TLS 1.3 reports that after the handshake, and a
+ * reset before the first reply counts too, since it can overtake that
+ * alert)? Such a failure is a setting to fix, not a network hiccup; the
+ * server closing the connection (with or without close_notify) is not. */
 bool rconn_tls_failed(const struct rconn *c);
 
 #endif

@@ -43,10 +43,10 @@
  * so the handler overwrites it with a correct entry.
  *
  * Also here: the shared single-flight lock (SET NX PX, released by a Lua
- * compare-and-delete; a release or a timed-out take that could not reach
- * Redis is redone once it answers), stats refreshed by tick() so that
- * stats() never waits on the network, and the connection the tiered
- * provider's subscriber (redis_sub.c) drives.
+ * compare-and-delete; a release that could not reach Redis, or a take that
+ * was sent but got no answer, is released once it answers), stats
+ * refreshed by tick() so that stats() never waits on the network, and the
+ * connection the tiered provider's subscriber (redis_sub.c) drives.
  */
 #include "redis.h"
 
@@ -78,6 +78,7 @@
 #define RUN_ID_MAX      64
 #define META_RUN_ID     "meta:run_id"
 #define CHANNEL_SUFFIX  "invalidate"
+#define BUF_KEEP        ((size_t)1 << 20) /* scratch a thread keeps between operations */
 
 /* A thread's connection and scratch, found through the provider's key. */
 struct rthread {
@@ -86,6 +87,7 @@ struct rthread {
     redisReader *reader;
     buf out;     /* formatted commands of the operation */
     buf scratch; /* keys of the operation */
+    bool sent;   /* the operation's commands may have reached Redis */
     struct rthread *prev, *next;
 };
 
@@ -402,7 +404,8 @@ static int reset_generations(struct redis *r, struct rconn *c, redisReader *rd, 
 static int conn_open(struct redis *r, bool data, struct rconn **cp, redisReader **rdp,
                      enum rconn_fail *why, char *err)
 {
-    char e[RC_ERRBUF], run_id[RUN_ID_MAX], db[16], mkey[128];
+    char e[RC_ERRBUF], run_id[RUN_ID_MAX], db[16];
+    char mkey[REDIS_KEY_PREFIX_MAX + sizeof(META_RUN_ID)]; /* plen <= REDIS_KEY_PREFIX_MAX */
     const char *argv[3];
     size_t lens[3], ncmds = 0, auth = SIZE_MAX, sel = SIZE_MAX, info = SIZE_MAX, meta = SIZE_MAX;
     redisReply *rep[4];
@@ -454,7 +457,7 @@ static int conn_open(struct redis *r, bool data, struct rconn **cp, redisReader 
     lens[1] = 6;
     info = ncmds++;
     fmt_failed |= add_cmd(&out, 2, argv, lens) < 0;
-    if (data && r->plen + sizeof(META_RUN_ID) <= sizeof(mkey)) {
+    if (data) {
         snprintf(mkey, sizeof(mkey), "%s%s", r->prefix, META_RUN_ID);
         argv[0] = "GET";
         argv[1] = mkey;
@@ -471,9 +474,11 @@ static int conn_open(struct redis *r, bool data, struct rconn **cp, redisReader 
     int64_t deadline = rc_mono_ms() + r->command_timeout_ms;
     if (roundtrip(c, rd, &out, ncmds, rep, deadline, e) < 0) {
         /* A TLS server that rejects us after the handshake (TLS 1.3 checks
-         * the client certificate then) sends an alert, or just resets the
-         * connection before we read it. Either way it is a setting. */
-        if (rconn_tls_failed(c) || (r->tls != NULL && rc_mono_ms() < deadline)) {
+         * the client certificate then) sends an alert, or resets the
+         * connection before we read it: rconn_tls_failed() says so, and it
+         * is a setting. A close or a timeout is not (a proxy whose Redis is
+         * not up yet). */
+        if (rconn_tls_failed(c)) {
             *why = RCONN_CONFIG;
             rc_err(err,
                    "%s: %s (the TLS server refused the session: does it require a client "
@@ -677,8 +682,10 @@ static struct rthread *op_begin(struct redis *r, enum breaker_admit *how)
 {
     struct rthread *t = thread_state(r);
     *how = BREAKER_REJECT;
-    if (t != NULL)
+    if (t != NULL) {
+        t->sent = false;
         *how = breaker_admit(&r->breaker, rc_mono_ms());
+    }
     if (*how == BREAKER_REJECT) {
         stat_add(&r->errors, 1);
         return NULL;
@@ -699,6 +706,43 @@ static void breaker_log(struct redis *r, int changed, const char *err)
         log_msg(LOG_INFO, "redis_breaker_closed", "\"server\":\"%s\"", r->where);
 }
 
+/* The operation's buffers are done with. One that grew them past
+ * BUF_KEEP (a multi-MB SET) gives the memory back, so no thread keeps its
+ * largest command forever. */
+static void op_end(struct rthread *t)
+{
+    if (t->out.alloc > BUF_KEEP) {
+        buf_free(&t->out);
+        buf_init(&t->out, 0);
+    }
+    if (t->scratch.alloc > BUF_KEEP) {
+        buf_free(&t->scratch);
+        buf_init(&t->scratch, 0);
+    }
+}
+
+/* An admitted operation failed before anything was sent (out of memory):
+ * it says nothing about Redis. A GO owes the breaker no report (breaker.c
+ * counts no GOs in flight, and a success would clear its failure count); a
+ * probe must end, and ends as a failure, so the breaker never closes on a
+ * Redis nobody talked to. */
+static void op_abort(struct redis *r, struct rthread *t, enum breaker_admit how)
+{
+    if (how == BREAKER_PROBE)
+        breaker_log(r, breaker_report(&r->breaker, how, false, rc_mono_ms()),
+                    "out of memory before the probe");
+    stat_add(&r->errors, 1);
+    op_end(t);
+}
+
+/* Did the calling thread's last operation send its commands (they may
+ * have run even though it failed)? */
+static bool op_sent(struct redis *r)
+{
+    struct rthread *t = pthread_getspecific(r->key);
+    return t != NULL && t->sent;
+}
+
 /* Run the ncmds commands of t->out: connect if needed, replay pending
  * bumps, one round trip; retry once on a fresh connection when a reused
  * one failed before the deadline. Reports to the breaker. 0 or -1 (the
@@ -715,16 +759,19 @@ static int op_run(struct redis *r, struct rthread *t, enum breaker_admit how, si
         if (!reused && conn_open(r, true, &t->conn, &t->reader, &why, err) < 0)
             break;
         int64_t deadline = rc_mono_ms() + r->command_timeout_ms;
-        if (pending_flush(r, t, deadline, err) == 0 &&
-            roundtrip(t->conn, t->reader, &t->out, ncmds, rep, deadline, err) == 0) {
-            rc = 0;
-            break;
+        if (pending_flush(r, t, deadline, err) == 0) {
+            t->sent = true;
+            if (roundtrip(t->conn, t->reader, &t->out, ncmds, rep, deadline, err) == 0) {
+                rc = 0;
+                break;
+            }
         }
         thread_disconnect(t);
         if (!reused || rc_mono_ms() >= deadline)
             break;
     }
     int changed = breaker_report(&r->breaker, how, rc == 0, rc_mono_ms());
+    op_end(t);
     if (rc == 0)
         unlocks_flush(r, t, rc_mono_ms() + r->command_timeout_ms);
     if (rc < 0) {
@@ -812,8 +859,7 @@ static int rd_get(void *self, const char *key, size_t klen, const struct rc_str 
     val->ref = rep[0];
     return 1;
 oom:
-    breaker_report(&r->breaker, how, true, rc_mono_ms());
-    stat_add(&r->errors, 1);
+    op_abort(r, t, how);
     return -1;
 }
 
@@ -845,8 +891,7 @@ static int simple_op(struct redis *r, const char *what, int argc, const char **a
         goto oom;
     return op_run(r, t, how, 1, rep, what);
 oom:
-    breaker_report(&r->breaker, how, true, rc_mono_ms());
-    stat_add(&r->errors, 1);
+    op_abort(r, t, how);
     return -1;
 }
 
@@ -922,8 +967,7 @@ static int rd_tag_gens(void *self, const struct rc_str *tags, size_t ntags, uint
     freeReplyObject(rep);
     return rc;
 oom:
-    breaker_report(&r->breaker, how, true, rc_mono_ms());
-    stat_add(&r->errors, 1);
+    op_abort(r, t, how);
     return -1;
 }
 
@@ -945,7 +989,7 @@ static int bump(struct redis *r, const struct rc_str *tags, size_t ntags, bool s
         return -1;
     }
     if (add_bump_cmds(r, &t->out, &t->scratch, tags, ntags, soft, &ncmds) < 0) {
-        breaker_report(&r->breaker, how, true, rc_mono_ms());
+        op_abort(r, t, how);
         pending_add(r->pending, tags, ntags);
         return -1;
     }
@@ -1089,6 +1133,8 @@ static int rd_purge(void *self, const char *pattern, uint64_t *deleted)
                 freeReplyObject(rep);
             else
                 rc = -1;
+        } else {
+            rc = -1; /* out of memory: the other instances were not told */
         }
         buf_free(&msg);
     }
@@ -1143,7 +1189,7 @@ static void rd_tick(void *self)
     if (t == NULL)
         return;
     if (add_cmd(&t->out, 1, a1, l1) < 0 || add_cmd(&t->out, 2, a2, l2) < 0) {
-        breaker_report(&r->breaker, how, true, rc_mono_ms());
+        op_abort(r, t, how);
         return;
     }
     if (op_run(r, t, how, 2, rep, "stats") < 0)
@@ -1171,9 +1217,11 @@ static int rd_lock(void *self, const char *key, size_t klen, uint64_t token, int
     lens[2] = (size_t)snprintf(tok, sizeof(tok), "%" PRIu64, token);
     lens[5] = (size_t)snprintf(px, sizeof(px), "%" PRId64, ttl_ms);
     if (simple_op(r, "lock", 6, argv, lens, 1, "lock:", &rep) < 0) {
-        /* A SET that timed out may still run when Redis catches up: take
-         * it back then, or it would hold other instances' misses. */
-        unlock_later(r, key, klen, token);
+        /* A SET that was sent (then timed out or lost its connection) may
+         * still run when Redis catches up: take it back then, or it would
+         * hold other instances' misses. One never sent holds nothing. */
+        if (op_sent(r))
+            unlock_later(r, key, klen, token);
         return -1;
     }
     rc = str_is(rep, "OK") ? 1 : rep->type == REDIS_REPLY_NIL ? 0 : -1;
@@ -1196,7 +1244,7 @@ static int rd_unlock(void *self, const char *key, size_t klen, uint64_t token)
         return -1;
     }
     if (add_unlock_cmd(r, &t->out, &t->scratch, key, klen, token) < 0) {
-        breaker_report(&r->breaker, how, true, rc_mono_ms());
+        op_abort(r, t, how);
         return -1;
     }
     if (op_run(r, t, how, 1, &rep, "unlock") < 0) {
@@ -1447,6 +1495,12 @@ struct cache *cache_redis_create(const struct redis_options *o, char *errbuf)
     r->connect_timeout_ms = o->connect_timeout_ms;
     r->command_timeout_ms = o->command_timeout_ms;
     r->publish = o->publish;
+    if (o->key_prefix != NULL && strlen(o->key_prefix) > REDIS_KEY_PREFIX_MAX) {
+        rc_err(errbuf, "cache.redis_key_prefix: longer than %d bytes", REDIS_KEY_PREFIX_MAX);
+        rconn_tls_free(r->tls);
+        free(r);
+        return NULL;
+    }
     r->prefix = strdup(o->key_prefix ? o->key_prefix : "");
     r->plen = r->prefix ? strlen(r->prefix) : 0;
     r->chlen = r->plen + strlen(CHANNEL_SUFFIX);

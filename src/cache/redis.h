@@ -19,6 +19,10 @@
 
 #include "cache.h"
 
+/* Longest key prefix, in bytes (config.c bounds cache.redis_key_prefix the
+ * same); cache_redis_create() refuses a longer one. */
+#define REDIS_KEY_PREFIX_MAX 64
+
 struct redis_options {
     const char *url; /* redis_url.h syntax */
     const char *key_prefix;

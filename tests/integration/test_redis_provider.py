@@ -8,9 +8,12 @@ entries."""
 import json
 import os
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +54,61 @@ def tearDownModule():
 def base_env():
     return dict(R.respcache_env("redis"), RESPCACHE_ADMIN_TOKEN=TOKEN, REDIS_KEY_PREFIX=None,
                 REDIS_TLS_CA_FILE=None, REDIS_TLS_CERT_FILE=None, REDIS_TLS_KEY_FILE=None)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class ClosingServer:
+    """A loopback port that accepts every connection, reads the client's first
+    bytes and closes it cleanly (a FIN, never a reset, and no TLS close_notify).
+    With certs it first completes a TLS handshake, like a TLS proxy whose Redis
+    is not up yet; without, it closes in the middle of the client's handshake,
+    like a port forwarder whose target is not listening yet."""
+
+    def __init__(self, certs=None):
+        self.ctx = None
+        if certs is not None:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(certs["server"], certs["server_key"])
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.accepted = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            try:
+                c.settimeout(2)
+                if self.ctx is not None:
+                    c = self.ctx.wrap_socket(c, server_side=True)
+                c.recv(65536)  # the ClientHello, or the commands after the handshake
+                c.shutdown(socket.SHUT_WR)  # drops the TLS layer: no close_notify
+                while c.recv(65536):
+                    pass
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.lsock.close()
 
 
 class RedisCase(RCTestCase):
@@ -214,6 +272,39 @@ class Tls(RedisCase):
                      REDIS_TLS_KEY_FILE=self.certs["client_key"])
             self.miss_then_hit("TLS with a client certificate")
         finally:
+            self.restore()
+
+    def starts_degraded(self, srv, what):
+        """respcache pointed at srv starts (a server that closes connections
+        is not a setting to fix), answers BYPASS and logs why."""
+        try:
+            self.use(REDIS_URL="rediss://127.0.0.1:%d" % srv.port,
+                     REDIS_TLS_CA_FILE=self.certs["ca"], REDIS_CONNECT_TIMEOUT_MS="500")
+        except harness.HarnessError as e:
+            self.fail("%s: respcache must start degraded, not stop as if misconfigured (%s); "
+                      "log:\n%s" % (what, e, harness.tail(self.env.rc_log)))
+        self.assertGreaterEqual(srv.accepted, 1, what + ": respcache must have tried the server")
+        r = self.get("/api/users/%d" % self.env.claim_user())
+        self.assertStatus(r, 200, what)
+        self.assertXCache(r, "BYPASS", what + ": no Redis session: BYPASS")
+        with open(self.env.rc_log, "rb") as f:
+            log = f.read().decode("utf-8", "replace")
+        self.assertIn("redis_unavailable_at_start", log, what + ": the log must say Redis is away")
+
+    def test_server_closing_in_the_tls_handshake_is_transient_at_start(self):
+        srv = ClosingServer()
+        try:
+            self.starts_degraded(srv, "connection closed during the TLS handshake")
+        finally:
+            srv.stop()
+            self.restore()
+
+    def test_server_closing_after_the_tls_handshake_is_transient_at_start(self):
+        srv = ClosingServer(self.certs)
+        try:
+            self.starts_degraded(srv, "connection closed right after the TLS handshake")
+        finally:
+            srv.stop()
             self.restore()
 
     def test_missing_ca_file_is_a_clear_startup_error(self):
@@ -387,6 +478,47 @@ class Restarts(RedisCase):
             time.sleep(0.1)
         self.assertEqual(seen[-1], "HIT", "hits must come back after the restart: %r" % seen)
         R.cli("FLUSHALL")
+
+    def test_locks_that_never_reached_redis_are_never_released(self):
+        """The warm-up takes each key's lock; with Redis down none of those SET
+        NX reached it, so nothing is kept to release them: once Redis answers,
+        no release (EVAL) runs, and the list of releases owed stays free for
+        locks that were really taken."""
+        down = RedisServer(TMP, "late-locks")
+        down.port = harness.free_port()
+        transform = self.env.config_transform
+
+        def add_warm(cfg):
+            cfg = (transform(cfg) or cfg) if transform else cfg
+            cfg["warm"] = [{"route": "user", "sql": "SELECT id FROM users ORDER BY id LIMIT 20"}]
+            return cfg
+
+        def calls(cmd):
+            for line in down.cli("INFO", "commandstats").decode().splitlines():
+                if line.startswith("cmdstat_%s:" % cmd):
+                    return int(line.split("calls=")[1].split(",")[0])
+            return 0
+
+        try:
+            self.env.config_transform = add_warm
+            self.env.write_config()
+            self.use(REDIS_URL=down.url(), REDIS_BREAKER_OPEN_MS="300")
+            deadline = time.monotonic() + 15
+            while b'"event":"warm_done"' not in read_file(self.env.rc_log):
+                self.assertLess(time.monotonic(), deadline, "the warm-up ended within 15 s")
+                time.sleep(0.05)
+            down.start()
+            deadline = time.monotonic() + 10
+            while calls("dbsize") < 2:  # two stats ticks: the first one flushed the releases
+                self.assertLess(time.monotonic(), deadline, "respcache uses Redis again")
+                time.sleep(0.05)
+            self.assertEqual(calls("eval"), 0,
+                             "no release may be sent for a lock whose SET never reached Redis")
+        finally:
+            self.env.config_transform = transform
+            self.env.write_config()
+            down.stop()
+            self.restore()
 
     def test_start_with_redis_down_is_degraded_then_recovers(self):
         down = RedisServer(TMP, "late")
