@@ -16,6 +16,7 @@
 #include "db.h"
 
 #include "log.h"
+#include "resolve.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -91,8 +92,36 @@ static int wait_socket(PGconn *pg, bool for_write, int64_t deadline)
     }
 }
 
+/* DATABASE_URL's host, resolved within the connect timeout when it is a
+ * DNS name and no hostaddr is given (rc_resolve_pin): 1 with hosts and addrs
+ * set, 0 when libpq is left to it, -1 with err set. */
+static int pin_host(const struct rc_config *cfg, char *hosts, size_t hsz, char *addrs, size_t asz,
+                    char *err)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &perr);
+    const char *host = NULL, *hostaddr = NULL;
+    int rc = 0;
+
+    if (opts == NULL) { /* libpq says what is wrong when it connects */
+        PQfreemem(perr);
+        return 0;
+    }
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            hostaddr = o->val;
+    }
+    if (host != NULL && (hostaddr == NULL || hostaddr[0] == '\0'))
+        rc = rc_resolve_pin(host, rc_mono_ms() + cfg->db_connect_timeout_ms, hosts, hsz, addrs, asz,
+                            err);
+    PQconninfoFree(opts);
+    return rc;
+}
+
 /* A new connection with our session settings (NULL on failure, logged as
- * `event`), bounded by the connect timeout. */
+ * `event`), bounded by the connect timeout, name resolution included. */
 static PGconn *open_pg(const struct rc_config *cfg, const char *app, const char *event)
 {
     char timeout[16], options[160];
@@ -103,10 +132,29 @@ static PGconn *open_pg(const struct rc_config *cfg, const char *app, const char 
     snprintf(options, sizeof(options),
              "-c statement_timeout=%d -c TimeZone=UTC -c DateStyle=ISO -c client_encoding=UTF8",
              cfg->db_statement_timeout_ms);
-    const char *keys[] = {"dbname",          "connect_timeout",  "options", "keepalives",
-                          "keepalives_idle", "application_name", NULL};
-    const char *vals[] = {cfg->database_url, timeout, options, "1", "30", app, NULL};
+    /* Two more for host and hostaddr, and the NULL that ends them. */
+    const char *keys[9] = {"dbname",     "connect_timeout", "options",
+                           "keepalives", "keepalives_idle", "application_name"};
+    const char *vals[9] = {cfg->database_url, timeout, options, "1", "30", app};
+    char hosts[RESOLVE_PIN_MAX * 256], addrs[RESOLVE_PIN_MAX * 48], err[RC_ERRBUF];
 
+    /* libpq resolves a host name itself, for as long as resolv.conf allows
+     * (its connect_timeout starts after). Resolve it here within the
+     * connect timeout and hand libpq the addresses; host stays, for TLS
+     * verification, .pgpass and messages. */
+    switch (pin_host(cfg, hosts, sizeof(hosts), addrs, sizeof(addrs), err)) {
+    case 1:
+        keys[6] = "host";
+        vals[6] = hosts;
+        keys[7] = "hostaddr";
+        vals[7] = addrs;
+        break;
+    case -1:
+        log_msg(LOG_ERROR, event, "\"error\":\"%s\"", log_escape(err, hosts, sizeof(hosts)));
+        return NULL;
+    default:
+        break;
+    }
     pg = PQconnectdbParams(keys, vals, 1);
     if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
         char msg[256];

@@ -13,9 +13,11 @@
  */
 #include "resolve.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -145,4 +147,59 @@ int rc_resolve(const char *host, const char *port, const struct addrinfo *hints,
     }
     lookup_free(l);
     return rc;
+}
+
+/* An address already, or something that is not a DNS name for libpq: a
+ * socket directory or an abstract socket. */
+static bool needs_no_lookup(const char *host)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+
+    return host[0] == '\0' || host[0] == '/' || host[0] == '@' || strchr(host, ',') != NULL ||
+           inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
+int rc_resolve_pin(const char *host, int64_t deadline_ms, char *hosts, size_t hosts_size,
+                   char *addrs, size_t addrs_size, char *errbuf)
+{
+    struct addrinfo hints, *res;
+    size_t ho = 0, ao = 0, n = 0;
+    bool timed_out;
+    int rc;
+
+    if (host == NULL || needs_no_lookup(host))
+        return 0;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM; /* as libpq asks */
+    rc = rc_resolve(host, "5432", &hints, deadline_ms, &res, &timed_out);
+    if (rc != 0)
+        return rc_err(errbuf, "cannot resolve %s: %s", host,
+                      timed_out ? "timed out" : gai_strerror(rc));
+    for (struct addrinfo *ai = res; ai != NULL && n < RESOLVE_PIN_MAX; ai = ai->ai_next) {
+        char a[INET6_ADDRSTRLEN];
+        const void *src =
+            ai->ai_family == AF_INET
+                ? (const void *)&((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr
+                : (const void *)&((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr;
+        int hw, aw;
+
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            inet_ntop(ai->ai_family, src, a, sizeof(a)) == NULL)
+            continue;
+        hw = snprintf(hosts + ho, hosts_size - ho, "%s%s", n ? "," : "", host);
+        aw = snprintf(addrs + ao, addrs_size - ao, "%s%s", n ? "," : "", a);
+        if (hw < 0 || aw < 0 || (size_t)hw >= hosts_size - ho || (size_t)aw >= addrs_size - ao)
+            break; /* no room for this one: keep those that fit */
+        ho += (size_t)hw;
+        ao += (size_t)aw;
+        n++;
+    }
+    freeaddrinfo(res);
+    if (n == 0)
+        return rc_err(errbuf, "cannot resolve %s: no address%s", host,
+                      hosts_size && addrs_size ? "" : " (no room)");
+    hosts[ho] = '\0';
+    addrs[ao] = '\0';
+    return 1;
 }

@@ -24,6 +24,17 @@
 int rc_resolve(const char *host, const char *port, const struct addrinfo *hints,
                int64_t deadline_ms, struct addrinfo **res, bool *timed_out) RC_MUSTCHECK;
 
+/* For a client that takes addresses besides names, as libpq does (host,
+ * hostaddr) but resolves names itself, blocking for as long as resolv.conf
+ * allows: if host is one DNS name (not a list, not a socket directory, not
+ * an address already), resolve it by deadline_ms and write the name once
+ * per address into hosts and the addresses into addrs, comma-separated (at
+ * most RESOLVE_PIN_MAX). 1 pinned, 0 nothing to pin (the client resolves
+ * as it would), -1 with errbuf set (no such name, timed out). */
+#define RESOLVE_PIN_MAX 8
+int rc_resolve_pin(const char *host, int64_t deadline_ms, char *hosts, size_t hosts_size,
+                   char *addrs, size_t addrs_size, char *errbuf) RC_MUSTCHECK;
+
 /* Lookups that timed out and are still running in glibc (each holds one
  * small block until glibc is done with it; the next rc_resolve frees the
  * finished ones). For tests. */

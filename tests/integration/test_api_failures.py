@@ -239,6 +239,36 @@ class DaemonBodyLimit(RCTestCase):
             self.env.restart_respcache(env={"RESPCACHE_MAX_BODY_BYTES": None})
 
 
+
+class DatabaseHostName(RCTestCase):
+    """DATABASE_URL with a host name: respcache resolves it within the
+    connect timeout (libpq alone would wait as long as resolv.conf says),
+    and hands libpq the addresses, keeping the name."""
+
+    def test_a_host_name_connects_and_an_unknown_one_fails_fast(self):
+        url = "postgresql://postgres@localhost:%d/respcache" % self.env.pg_port
+        try:
+            self.env.restart_respcache(env={"DATABASE_URL": url,
+                                            "DATABASE_CONNECT_TIMEOUT_MS": "1000"})
+            uid = self.env.claim_user()
+            self.assertStatus(self.get("/api/users/%d/jobs" % uid), 200, "through localhost")
+            rows = self.env.psql("SELECT DISTINCT host(client_addr) FROM pg_stat_activity "
+                                 "WHERE application_name = 'respcache'")
+            self.assertIn(["127.0.0.1"], rows, "the workers connected over TCP to localhost")
+            bad = "postgresql://postgres@respcache-no-such-host.invalid:%d/respcache" % self.env.pg_port
+            self.env.restart_respcache(env={"DATABASE_URL": bad})
+            t0 = time.monotonic()
+            r = self.get("/api/users/%d/jobs" % self.env.claim_user())
+            took = time.monotonic() - t0
+            self.assertError(r, 503, "unavailable", "a host name that does not resolve")
+            self.assertLess(took, 3.0, "within the connect timeout (1 s) and a margin")
+            with open(self.env.rc_log, "rb") as f:
+                log = f.read().decode("utf-8", "replace")
+            self.assertIn("cannot resolve respcache-no-such-host.invalid", log)
+        finally:
+            self.env.restart_respcache(env={"DATABASE_URL": None,
+                                            "DATABASE_CONNECT_TIMEOUT_MS": None})
+
 class TimeZone(RCTestCase):
 
     def test_timestamps_utc_from_non_utc_database(self):

@@ -80,6 +80,62 @@ static void test_a_bad_service_is_an_error_not_a_timeout(void **state)
     assert_null(res);
 }
 
+static void test_pin_leaves_what_is_not_one_dns_name(void **state)
+{
+    (void)state;
+    char hosts[64] = "untouched", addrs[64] = "untouched", err[RC_ERRBUF];
+    static const char *const not_names[] = {
+        "", "/var/run/postgresql", "@abstract", "10.1.2.3", "::1", "db1,db2"};
+
+    assert_int_equal(
+        rc_resolve_pin(NULL, rc_mono_ms() + 1000, hosts, sizeof(hosts), addrs, sizeof(addrs), err),
+        0);
+    for (size_t i = 0; i < sizeof(not_names) / sizeof(not_names[0]); i++) {
+        assert_int_equal(rc_resolve_pin(not_names[i], rc_mono_ms() + 1000, hosts, sizeof(hosts),
+                                        addrs, sizeof(addrs), err),
+                         0);
+        assert_string_equal(hosts, "untouched");
+        assert_string_equal(addrs, "untouched");
+    }
+}
+
+static void test_pin_a_name_gives_one_host_per_address(void **state)
+{
+    (void)state;
+    char hosts[256], addrs[256], err[RC_ERRBUF] = "";
+    size_t nh = 1, na = 1;
+
+    assert_int_equal(rc_resolve_pin("localhost", rc_mono_ms() + 5000, hosts, sizeof(hosts), addrs,
+                                    sizeof(addrs), err),
+                     1);
+    assert_non_null(strstr(addrs, "127.0.0.1"));
+    for (const char *p = hosts; *p; p++)
+        nh += *p == ',';
+    for (const char *p = addrs; *p; p++)
+        na += *p == ',';
+    assert_int_equal(nh, na); /* libpq pairs them one to one */
+    assert_int_equal(strncmp(hosts, "localhost", 9), 0);
+    /* Room for one address only: that one. */
+    assert_int_equal(
+        rc_resolve_pin("localhost", rc_mono_ms() + 5000, hosts, 10, addrs, sizeof(addrs), err), 1);
+    assert_string_equal(hosts, "localhost");
+    assert_null(strchr(addrs, ','));
+    /* No room at all: an error, never a cut address. */
+    assert_int_equal(
+        rc_resolve_pin("localhost", rc_mono_ms() + 5000, hosts, sizeof(hosts), addrs, 4, err), -1);
+}
+
+static void test_pin_an_unknown_name_is_an_error(void **state)
+{
+    (void)state;
+    char hosts[256], addrs[256], err[RC_ERRBUF] = "";
+
+    assert_int_equal(rc_resolve_pin("respcache-no-such-host.invalid", rc_mono_ms() + 3000, hosts,
+                                    sizeof(hosts), addrs, sizeof(addrs), err),
+                     -1);
+    assert_non_null(strstr(err, "cannot resolve respcache-no-such-host.invalid"));
+}
+
 /* The child of the silent-server test: 0 passed, 77 cannot set up (no
  * root), other codes name the failed check. */
 static int silent_child(void)
@@ -120,8 +176,17 @@ static int silent_child(void)
         return 1;
     if (took < 250 || took > 1500)
         return 2;
-    /* The lookup glibc still runs is parked, and freed once it ends. */
-    if (rc_resolve_parked() > 1)
+    /* The same for a database host name to pin (libpq would wait 2 s). */
+    char hosts[256], addrs[256], err[RC_ERRBUF] = "";
+    t0 = rc_mono_ms();
+    rc = rc_resolve_pin("respcache-resolve-test.example", t0 + 300, hosts, sizeof(hosts), addrs,
+                        sizeof(addrs), err);
+    took = rc_mono_ms() - t0;
+    fprintf(stderr, "# silent server, pin: rc %d (%s), %lld ms\n", rc, err, (long long)took);
+    if (rc != -1 || strstr(err, "timed out") == NULL || took > 1500)
+        return 5;
+    /* The lookups glibc still runs are parked, and freed once they end. */
+    if (rc_resolve_parked() > 2)
         return 3;
     for (int i = 0; i < 200 && rc_resolve_parked() > 0; i++)
         usleep(100 * 1000);
@@ -156,6 +221,9 @@ int main(void)
         cmocka_unit_test(test_a_literal_address),
         cmocka_unit_test(test_a_name_from_the_hosts_file),
         cmocka_unit_test(test_a_bad_service_is_an_error_not_a_timeout),
+        cmocka_unit_test(test_pin_leaves_what_is_not_one_dns_name),
+        cmocka_unit_test(test_pin_a_name_gives_one_host_per_address),
+        cmocka_unit_test(test_pin_an_unknown_name_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
