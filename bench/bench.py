@@ -1092,7 +1092,7 @@ class Bench:
                     "db_reads": q["read"], "db_writes": q["write"], "db_total": q["total"],
                     "db_other": q["other"],
                     "db_per_request": round(q["total"] / res["requests"], 4),
-                    "wt_stored": wt1[0] - wt0[0], "wt_skipped": wt1[1] - wt0[1]})
+                    "wt_stored": int(wt1[0] - wt0[0]), "wt_skipped": int(wt1[1] - wt0[1])})
         # Summary of the query counts.
         out = {}
         for rid in ("mixed_memory", "mixed_none"):
@@ -1120,7 +1120,7 @@ class Bench:
                 if line and not line.startswith("#"):
                     name, _, val = line.rpartition(" ")
                     try:
-                        got[name] = int(float(val))
+                        got[name] = float(val)
                     except ValueError:
                         pass
         return got
@@ -1134,7 +1134,7 @@ class Bench:
             for k in sorted(m1):
                 d = m1[k] - m0.get(k, 0)
                 if d and "_bucket{" not in k:
-                    f.write("%s %d\n" % (k, d))
+                    f.write("%s %s\n" % (k, ("%d" % d) if d == int(d) else ("%.6f" % d)))
 
     def section_burst(self):
         P = self.P

@@ -443,8 +443,15 @@ static struct rc_config *load_json(json_t *root, const char *origin,
         if (v != NULL && apply_env(cfg, &settings[i], v, errbuf) < 0)
             goto fail;
     }
-    if (cfg->cache_tag_slots == 0)
+    if (cfg->cache_tag_slots == 0) {
         cfg->cache_tag_slots = config_auto_tag_slots(cfg->cache_memory_max_bytes);
+    } else if (cfg->cache_tag_slots < TAG_SLOTS_SET_MIN) {
+        rc_err(
+            errbuf,
+            "cache.tag_slots: expected 0 (from the budget) or a power of two from %d to %d, got %d",
+            TAG_SLOTS_SET_MIN, TAG_SLOTS_MAX, cfg->cache_tag_slots);
+        goto fail;
+    }
     if (routes == NULL) {
         rc_err(errbuf, "routes: required (an array of at least one route)");
         goto fail;

@@ -297,9 +297,10 @@ void config_free(struct rc_config *cfg);
  * leaves several counters per tag. The table is 1/8 of the budget in
  * address space, but its pages are zero until a bump writes one, so only
  * bumped tags make it resident. */
-#define TAG_SLOT_BYTES 64
-#define TAG_SLOTS_MIN  4096
-#define TAG_SLOTS_MAX  (1 << 24)
+#define TAG_SLOT_BYTES    64
+#define TAG_SLOTS_MIN     4096
+#define TAG_SLOTS_SET_MIN 16 /* smallest a config may set */
+#define TAG_SLOTS_MAX     (1 << 24)
 int config_auto_tag_slots(int64_t memory_max_bytes);
 
 /* Print every setting with its current value (secrets masked) to `out`. */

@@ -318,9 +318,9 @@ static struct singleflight_flight *write_turn(struct handler *h, const struct ha
 
 /* Before the statement: the GET twin's key and tags (its params are the
  * write's params of the same names), this process's turn to write that
- * entry (*turn) and the tags' generations, into w->wt. False when the
- * write cannot store its answer (a param absent, a key too long, the
- * provider failed); *turn may be set all the same. */
+ * entry (*turn, NULL when there is no turn to give back) and the tags'
+ * generations, into w->wt. False when the write cannot store its answer (a
+ * param absent, a key too long, the provider failed). */
 static bool write_through_begin(struct handler *h, struct handler_worker *w,
                                 const struct handler_state *st, struct singleflight_flight **turn)
 {
@@ -347,6 +347,9 @@ static bool write_through_begin(struct handler *h, struct handler_worker *w,
     }
     *turn = write_turn(h, ws);
     if (h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, ws->gens) < 0) {
+        /* Nothing will be stored: nothing to keep others waiting for. */
+        singleflight_done(h->writing, *turn, false);
+        *turn = NULL;
         metrics_write_through(h->metrics, METRICS_WT_ERROR);
         return false;
     }

@@ -9,10 +9,11 @@
  * leave stale data fresh. A lost connection is retried with exponential
  * back-off (100 ms .. 5 s); the first LISTEN after a loss bumps "*" and
  * counts a reconnect, and so does the first LISTEN at start if requests
- * were already answered from the database without it. The back-off starts
- * over only after a session that lasted STABLE_MS: one lost soon after it
- * was made (a server restarting in a loop, a pooler dropping it) would
- * otherwise be replaced at once, each time emptying the cache with "*".
+ * were already answered from the database without it. After a session
+ * that lasted STABLE_MS the first retry is at once; one lost sooner (a
+ * server restarting in a loop, a pooler dropping it) waits the back-off,
+ * which keeps growing, or each new session would empty the cache with "*"
+ * as fast as it could reconnect.
  */
 #include "listener.h"
 
@@ -166,8 +167,12 @@ static void *listener_main(void *arg)
                 break;
         if (atomic_load(&l->stopping))
             break;
-        if (rc_mono_ms() - up_since >= STABLE_MS)
+        /* Until the next LISTEN, changes go unheard (and cached entries
+         * are served): after a session that was up, try again at once. */
+        if (rc_mono_ms() - up_since >= STABLE_MS) {
             backoff = BACKOFF_MIN_MS;
+            continue;
+        }
         pause_ms(l, backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }

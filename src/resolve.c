@@ -164,7 +164,7 @@ int rc_resolve_pin(const char *host, int64_t deadline_ms, char *hosts, size_t ho
 {
     struct addrinfo hints, *res;
     size_t ho = 0, ao = 0, n = 0;
-    bool timed_out;
+    bool timed_out, cut = false;
     int rc;
 
     if (host == NULL || needs_no_lookup(host))
@@ -189,16 +189,18 @@ int rc_resolve_pin(const char *host, int64_t deadline_ms, char *hosts, size_t ho
             continue;
         hw = snprintf(hosts + ho, hosts_size - ho, "%s%s", n ? "," : "", host);
         aw = snprintf(addrs + ao, addrs_size - ao, "%s%s", n ? "," : "", a);
-        if (hw < 0 || aw < 0 || (size_t)hw >= hosts_size - ho || (size_t)aw >= addrs_size - ao)
-            break; /* no room for this one: keep those that fit */
+        if (hw < 0 || aw < 0 || (size_t)hw >= hosts_size - ho || (size_t)aw >= addrs_size - ao) {
+            cut = true; /* no room for this one: keep those that fit */
+            break;
+        }
         ho += (size_t)hw;
         ao += (size_t)aw;
         n++;
     }
     freeaddrinfo(res);
     if (n == 0)
-        return rc_err(errbuf, "cannot resolve %s: no address%s", host,
-                      hosts_size && addrs_size ? "" : " (no room)");
+        return rc_err(errbuf, "cannot resolve %s: %s", host,
+                      cut ? "no room for its address" : "no address");
     hosts[ho] = '\0';
     addrs[ao] = '\0';
     return 1;

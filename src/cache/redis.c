@@ -57,6 +57,7 @@
 #include "rconn.h"
 #include "pending.h"
 #include "redis_msg.h"
+#include "redis_reader.h"
 #include "redis_sub.h"
 #include "redis_url.h"
 

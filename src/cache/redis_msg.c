@@ -65,8 +65,3 @@ enum redis_msg_kind redis_msg_parse(const char *msg, size_t len, struct rc_str *
     }
     return REDIS_MSG_UNKNOWN;
 }
-
-bool redis_reader_partial(const redisReader *r)
-{
-    return r->pos < r->len || r->ridx >= 0;
-}

@@ -15,8 +15,6 @@
 #include "../buf.h"
 #include "../common.h"
 
-#include <hiredis/read.h>
-#include <stdbool.h>
 #include <stddef.h>
 
 #define REDIS_MSG_PATTERN_MAX 1024
@@ -31,11 +29,5 @@ int redis_msg_purge(buf *out, const char *pattern) RC_MUSTCHECK;
  * REDIS_MSG_PATTERN_MAX bytes, no NUL inside). */
 enum redis_msg_kind redis_msg_parse(const char *msg, size_t len, struct rc_str *tags, size_t max,
                                     size_t *ntags, char pattern[REDIS_MSG_PATTERN_MAX + 1]);
-
-/* True while the reader holds part of a reply: bytes it has not parsed,
- * or a multi-bulk reply (a pub/sub message is one) whose first elements it
- * has parsed and whose others have not arrived. In that second case every
- * byte fed is consumed (pos == len); only the read-task index says so. */
-bool redis_reader_partial(const redisReader *r);
 
 #endif

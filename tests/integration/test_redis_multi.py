@@ -278,6 +278,20 @@ class TieredTwoInstances(TwoInstances, RCTestCase):
         self.assertLess(redis_calls("get") - before, 5,
                         "tiered: warm hits must come from L1, not from a Redis GET each")
 
+    def test_l1_answers_again_once_a_message_is_applied(self):
+        # After the subscriber has read and applied a message (here another
+        # user's PATCH through A), it is quiet again and B's L1 answers.
+        p = "/api/users/%d" % self.env.claim_user()
+        other = self.env.claim_user()
+        self.warm(p)
+        self.assertStatus(self.a("PATCH", "/api/users/%d" % other, {"name": "Published"}), 200)
+        time.sleep(0.5)  # the message reaches B's subscriber, which applies it
+        before = redis_calls("get")
+        for _ in range(50):
+            self.assertXCache(self.bb("GET", p), "HIT")
+        self.assertLess(redis_calls("get") - before, 5,
+                        "tiered: after a message, warm hits come from L1 again, not from Redis")
+
     def test_l1_not_served_across_a_dropped_subscription(self):
         uid = self.env.claim_user()
         p = "/api/users/%d" % uid

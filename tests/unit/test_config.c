@@ -779,6 +779,8 @@ static void test_tag_slots_follow_the_budget(void **state)
     config_free(c);
     expect_error("{'cache':{'tag_slots':33554432},'routes':[" R0 "]}",
                  "cache.tag_slots: expected a power of two");
+    expect_error("{'cache':{'tag_slots':8},'routes':[" R0 "]}",
+                 "cache.tag_slots: expected 0 (from the budget) or a power of two from 16");
 }
 
 static void test_defaults_must_satisfy_the_param(void **state)

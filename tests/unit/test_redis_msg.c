@@ -14,6 +14,7 @@
 
 #include "cache/pending.h"
 #include "cache/redis_msg.h"
+#include "cache/redis_reader.h"
 
 #include <hiredis/hiredis.h>
 
@@ -169,6 +170,23 @@ static void test_reader_partial_at_an_element_boundary(void **state)
     assert_int_equal(redisReaderGetReply(r, &m), REDIS_OK);
     assert_non_null(m);
     freeReplyObject(m);
+    assert_false(redis_reader_partial(r));
+    /* The subscriber asks until there is no reply: that last, empty ask
+     * leaves ridx at 0 with no type, and must not count as partial (or the
+     * subscription would never be quiet again, and L1 never used). */
+    assert_int_equal(redisReaderGetReply(r, &m), REDIS_OK);
+    assert_null(m);
+    assert_false(redis_reader_partial(r));
+    /* A top-level bulk cut in two is partial too. */
+    assert_int_equal(redisReaderFeed(r, "$5\r\nab", 6), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(r, &m), REDIS_OK);
+    assert_null(m);
+    assert_true(redis_reader_partial(r));
+    assert_int_equal(redisReaderFeed(r, "cde\r\n", 5), REDIS_OK);
+    assert_int_equal(redisReaderGetReply(r, &m), REDIS_OK);
+    assert_non_null(m);
+    freeReplyObject(m);
+    assert_int_equal(redisReaderGetReply(r, &m), REDIS_OK);
     assert_false(redis_reader_partial(r));
     redisReaderFree(r);
 }
