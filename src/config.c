@@ -119,7 +119,7 @@ static const struct setting settings[] = {
         SET_POW2, "lock shards of the memory cache"),
     NUM("cache.tag_slots", SET_INT, cache_tag_slots, 0, "CACHE_TAG_SLOTS", 0, TAG_SLOTS_MAX,
         SET_POW2,
-        "counters of the memory provider's tag generation table; 0: one per 64 bytes "
+        "counters of the memory provider's tag generation table; 0: one per 128 bytes "
         "of cache.memory_max_bytes"),
     STR("cache.redis_url", redis_url, NULL, "REDIS_URL", 1, 4096, SET_NULLABLE | SET_URL, NULL,
         "Redis server (providers redis, tiered): redis://[user:password@]host[:port][/db], "

@@ -61,6 +61,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MEM_MAX_SHARDS      4096u
 #define MEM_MAX_TAG_SLOTS   (1u << 24)
@@ -222,6 +223,23 @@ static void shard_grow(struct shard *sh)
     free(sh->buckets);
     sh->buckets = nb;
     sh->mask = n - 1;
+}
+
+/* The tag table: zeroed pages straight from the kernel, so a counter's
+ * page becomes resident when a bump first writes it, not before; and small
+ * pages, so one bump does not make 2 MiB of it resident where transparent
+ * huge pages are on for every mapping. NULL when out of memory. */
+static _Atomic uint64_t *slots_map(size_t n)
+{
+    size_t bytes = n * sizeof(_Atomic uint64_t);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_NOHUGEPAGE
+    (void)madvise(p, bytes, MADV_NOHUGEPAGE);
+#endif
+    return p;
 }
 
 static _Atomic uint64_t *tag_slot(struct mem *m, const struct rc_str *t)
@@ -557,7 +575,8 @@ static void mem_close(void *self)
         pthread_mutex_destroy(&sh->lock);
     }
     free(m->shards);
-    free(m->slots);
+    if (m->slots != NULL)
+        munmap((void *)m->slots, ((size_t)m->slot_mask + 1) * sizeof *m->slots);
     free(m);
 }
 
@@ -614,9 +633,7 @@ struct cache *cache_memory_create(uint64_t max_bytes, unsigned shards, unsigned 
     m->shard_budget = max_bytes / shards;
     m->slot_mask = tag_slots - 1;
     atomic_init(&m->global_gen, 0);
-    /* Zeroed pages from calloc (mmap for a large table): a counter's page
-     * becomes resident when a bump first writes it, not before. */
-    m->slots = calloc(tag_slots, sizeof *m->slots);
+    m->slots = slots_map(tag_slots);
     m->shards = aligned_alloc(alignof(struct shard), sizeof *m->shards * shards);
     if (m->slots == NULL || m->shards == NULL)
         goto oom;

@@ -284,7 +284,7 @@ static void test_defaults_applied(void **state)
     assert_int_equal(c->cache_negative_ttl, 30);
     assert_int_equal(c->cache_memory_max_bytes, 268435456);
     assert_int_equal(c->cache_memory_shards, 64);
-    assert_int_equal(c->cache_tag_slots, 4194304); /* 0: one per 64 bytes of the budget */
+    assert_int_equal(c->cache_tag_slots, 2097152); /* 0: one per 128 bytes of the budget */
     assert_null(c->redis_url);
     assert_string_equal(c->redis_key_prefix, "rc:");
     assert_int_equal(c->redis_connect_timeout_ms, 500);
@@ -757,11 +757,11 @@ static void test_tag_slots_follow_the_budget(void **state)
 {
     (void)state;
     struct rc_config *c = load_ok("{'cache':{'memory_max_bytes':1048576},'routes':[" R0 "]}");
-    assert_int_equal(c->cache_tag_slots, 16384);
+    assert_int_equal(c->cache_tag_slots, 8192);
     config_free(c);
     /* Rounded up to a power of two. */
     c = load_ok("{'cache':{'memory_max_bytes':1000000},'routes':[" R0 "]}");
-    assert_int_equal(c->cache_tag_slots, 16384);
+    assert_int_equal(c->cache_tag_slots, 8192);
     config_free(c);
     /* At least TAG_SLOTS_MIN, at most TAG_SLOTS_MAX. */
     c = load_ok("{'cache':{'memory_max_bytes':65536},'routes':[" R0 "]}");
@@ -775,7 +775,7 @@ static void test_tag_slots_follow_the_budget(void **state)
     assert_int_equal(c->cache_tag_slots, 64);
     config_free(c);
     c = load_ok("{'cache':{'tag_slots':0},'routes':[" R0 "]}");
-    assert_int_equal(c->cache_tag_slots, 4194304);
+    assert_int_equal(c->cache_tag_slots, 2097152);
     config_free(c);
     expect_error("{'cache':{'tag_slots':33554432},'routes':[" R0 "]}",
                  "cache.tag_slots: expected a power of two");
