@@ -266,8 +266,12 @@ class DatabaseHostName(RCTestCase):
                 log = f.read().decode("utf-8", "replace")
             self.assertIn("cannot resolve respcache-no-such-host.invalid", log)
         finally:
-            self.env.restart_respcache(env={"DATABASE_URL": None,
-                                            "DATABASE_CONNECT_TIMEOUT_MS": None})
+            # Back to the harness's own DATABASE_URL (None would remove it).
+            self.env.extra_env.pop("DATABASE_URL", None)
+            self.env.extra_env.pop("DATABASE_CONNECT_TIMEOUT_MS", None)
+            self.env.restart_respcache()
+        self.assertStatus(self.get("/api/users/%d" % self.env.claim_user()), 200,
+                          "the database is reachable again after the test")
 
 class TimeZone(RCTestCase):
 
