@@ -122,8 +122,11 @@ int rc_resolve(const char *host, const char *port, const struct addrinfo *hints,
             break;
         ts.tv_sec = (time_t)(left / 1000);
         ts.tv_nsec = (long)(left % 1000) * 1000000L;
-        /* 0: done; EAI_AGAIN: the time passed; EAI_INTR: a signal. */
-        (void)gai_suspend((const struct gaicb *const *)list, 1, &ts);
+        /* 0: done; EAI_AGAIN: the time passed; EAI_INTR: a signal. Anything
+         * else (EAI_SYSTEM) would return at once again: stop waiting. */
+        int s = gai_suspend((const struct gaicb *const *)list, 1, &ts);
+        if (s != 0 && s != EAI_AGAIN && s != EAI_INTR && s != EAI_ALLDONE)
+            break;
     }
     rc = gai_error(&l->cb);
     if (rc == EAI_INPROGRESS) {

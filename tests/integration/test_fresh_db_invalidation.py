@@ -196,6 +196,7 @@ class ListenerReconnect(RCTestCase):
             "WHERE application_name = 'respcache-listener'; "
             "PERFORM pg_sleep(0.005); END LOOP; END $$")
         n = fh.metric(self.env, "respcache_listener_reconnects_total") - before
+        sys.stderr.write("\n  listener: %d reconnects while killed for 3 s\n" % n)
         # One at once (the session before may have lasted), then back-off
         # 100, 200, 400, 800, 1600 ms: at most 7 in 3 s. Reconnecting at
         # once every time made dozens.
