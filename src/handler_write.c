@@ -319,41 +319,37 @@ static struct singleflight_flight *write_turn(struct handler *h, const struct ha
 /* Before the statement: the GET twin's key and tags (its params are the
  * write's params of the same names), this process's turn to write that
  * entry (*turn, NULL when there is no turn to give back) and the tags'
- * generations, into w->wt. False when the write cannot store its answer (a
- * param absent, a key too long, the provider failed). */
-static bool write_through_begin(struct handler *h, struct handler_worker *w,
-                                const struct handler_state *st, struct singleflight_flight **turn)
+ * generations, into w->wt. 1 ready; 0 the route writes nothing through;
+ * -1 it cannot this time (a param absent, a key too long, the provider
+ * failed), which the caller counts once the write has succeeded. */
+static int write_through_begin(struct handler *h, struct handler_worker *w,
+                               const struct handler_state *st, struct singleflight_flight **turn)
 {
     const struct route *t = st->m.route->write_through, *r = st->m.route;
     struct handler_state *ws = w->wt;
 
     *turn = NULL;
     if (t == NULL || h->cache == NULL || ws == NULL)
-        return false;
+        return 0;
     ws->m.route = t;
     ws->m.route_index = (int)(t - h->cfg->routes);
     ws->m.scratch_used = 0;
     for (size_t i = 0; i < t->nparams; i++) {
         const struct rc_value *v = &st->m.values[r->write_through_from[i]];
-        if (!v->present) { /* an optional param the GET needs */
-            metrics_write_through(h->metrics, METRICS_WT_ERROR);
-            return false;
-        }
+        if (!v->present) /* an optional param the GET needs */
+            return -1;
         ws->m.values[i] = *v; /* points into st: lives as long */
     }
-    if (!handler_key_and_tags(t, ws)) {
-        metrics_write_through(h->metrics, METRICS_WT_ERROR);
-        return false;
-    }
+    if (!handler_key_and_tags(t, ws))
+        return -1;
     *turn = write_turn(h, ws);
     if (h->cache->ops->tag_gens(h->cache->self, ws->tags, ws->ntags, ws->gens) < 0) {
         /* Nothing will be stored: nothing to keep others waiting for. */
         singleflight_done(h->writing, *turn, false);
         *turn = NULL;
-        metrics_write_through(h->metrics, METRICS_WT_ERROR);
-        return false;
+        return -1;
     }
-    return true;
+    return 1;
 }
 
 /* After the commit and the bump: store the answer in w->body as the GET
@@ -394,7 +390,7 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
     enum db_status ds;
     struct singleflight_flight *flight = NULL, *turn;
     bool wt, bumped;
-    int rc, pid;
+    int rc, pid, wtb;
     struct reply r = {.age = -1, .status = route->status};
 
     if (route->has_body) {
@@ -420,7 +416,8 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
         handler_send_error(io, st, 500, "could not generate a token", NULL);
         return;
     }
-    wt = write_through_begin(h, w, st, &turn);
+    wtb = write_through_begin(h, w, st, &turn);
+    wt = wtb > 0;
     /* The listener may hear this write's notifications before this thread
      * has bumped their tags: tell it to wait for them (on the session that
      * runs the statement; writes never retry on another). */
@@ -460,6 +457,8 @@ void handler_write_slow(struct handler *h, struct handler_worker *w, struct hand
      * body cannot be rendered, so no reader sees the old data after this. */
     bumped = invalidate(h, w, st, res, true);
     release_own(h, w, pid, bumped);
+    if (wtb < 0 && rc == 0) /* a write that succeeded and could not write through */
+        metrics_write_through(h->metrics, METRICS_WT_ERROR);
     if (!bumped) {
         r.extra = "X-Cache-Invalidation: failed";
         if (wt && rc == 0)
