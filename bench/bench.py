@@ -53,7 +53,7 @@ FULL = dict(users=100000, ws=10000, runs=3, duration=10, warmup=3, conns=32,
             bump_admin_blocks=[2, 3, 4, 5, 6], bump_write_blocks=[7, 8, 9], bump_baseline=21,
             big_budget=2 << 30, rss_budget=64 << 20, rss_fill_factor=2,
             burst=100, bursts=3, mixed_prewarm=True, mixed_warmup=10, halfpeak=True,
-            redo=2)
+            pace_duration=10, pace_warmup=1, redo=2)
 # The quick run: one run of 2 s per configuration, a subset of them, data
 # sized so that every code path still runs (misses still never repeat).
 QUICK = dict(users=10000, ws=1000, runs=1, duration=2, warmup=0, conns=32,
@@ -61,8 +61,8 @@ QUICK = dict(users=10000, ws=1000, runs=1, duration=2, warmup=0, conns=32,
              scale_small=1000, scale_block=3000, scale_blocks=3,
              bump_admin_blocks=[2], bump_write_blocks=[3], bump_baseline=5,
              big_budget=256 << 20, rss_budget=1 << 20, rss_fill_factor=2,
-             burst=100, bursts=1, mixed_prewarm=False, mixed_warmup=0, halfpeak=False,
-             redo=0)
+             burst=100, bursts=1, mixed_prewarm=False, mixed_warmup=0, halfpeak=True,
+             pace_duration=0.5, pace_warmup=0.25, redo=0)
 
 SPREAD_FLAG = 0.20   # (max - min) / median above this: the run set is "noisy"
 STEAL_FLAG = 0.05    # hypervisor steal time above this share of a CPU: "steal"
@@ -228,6 +228,85 @@ def foreign_cpu(before, after, root, servers, cpu_before, cpu_after, server_cpu)
         kth = cpu_delta(before, after, [p for p, v in after.items() if v[2]])
         on_server = max(0, used - srv - kth)
     return anywhere, on_server
+
+
+LATENCY_MODES = (("halfpeak", "idle as the machine has it"),
+                 ("halfpeak_poll", "CPUs kept out of halt (`/dev/cpu_dma_latency` 0)"))
+
+
+def latency_table(L, rows, hp, P):
+    """The open-loop rows of half_peak(): a table of their own."""
+    if not hp or not any(rows.get("memory_" + m, {}).get("runs") or
+                         rows.get("memory_" + m, {}).get("skipped") for m, _ in LATENCY_MODES):
+        return
+    L.append("## Latency at half of peak (open loop, `bench/pace`)")
+    L.append("")
+    L.append("%s requests a second, half of the memory hit peak above, sent on a fixed schedule "
+             "over %d connections (`GET /api/users/{id}`, id uniform in 1..%s); each request is "
+             "timed from its scheduled moment, so a stall also counts against the requests that "
+             "waited behind it. wrk cannot do this: its pauses are whole milliseconds of its "
+             "event loop's clock, so a paced wrk sends in bursts at each tick. Median of the runs' "
+             "percentiles." % ("{:,}".format(round(hp["rate"])), P["conns"],
+                               "{:,}".format(P["ws"])))
+    L.append("")
+    L.append("| configuration | idle | req/s | p50 | p90 | p99 | p99.9 | flags |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for mode, idle in LATENCY_MODES:
+        for name in ("memory", "noop", "static"):
+            r = rows.get("%s_%s" % (name, mode))
+            if r is None:
+                continue
+            label = r["label"].split(" at half of peak")[0]
+            if r.get("skipped"):
+                L.append("| %s | %s | skipped: %s | | | | | |" % (label, idle, r["skipped"]))
+                continue
+            if not r.get("runs"):
+                continue
+
+            def pct(k):
+                return fmt_us(statistics.median(x["latency_us"][k] for x in r["runs"]))
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label, idle, fmt_rps(r["rps_med"]), pct("p50"), pct("p90"), pct("p99"),
+                pct("p999"), ", ".join(r.get("flags", []))))
+    L.append("")
+
+
+def halfpeak_target(rows):
+    """(target, measured, verdict) of "hit p99 <= 1 ms at half of peak" from
+    the open-loop rows; the verdict is that of the CPUs kept out of halt
+    when that was measured (a latency-tuned host), the text shows both."""
+    name = "hit p99 ≤ 1 ms at half of peak"
+    parts, verdict = [], None
+    for mode, idle in LATENCY_MODES:
+        m = rows.get("memory_" + mode)
+        if not m or not m.get("runs"):
+            continue
+        refs = ", ".join("%s %s" % (lbl, fmt_us(rows[n + "_" + mode]["p99_med"]))
+                         for n, lbl in (("noop", "no-op"), ("static", "static files"))
+                         if rows.get(n + "_" + mode, {}).get("runs"))
+        parts.append("%s with %s (same rate: %s)" % (fmt_us(m["p99_med"]), idle.split(" (")[0],
+                                                      refs))
+        p99 = m["p99_med"]
+        verdict = "met" if p99 <= 1000 else "**missed** (%.1f×)" % (p99 / 1000)
+    if not parts:
+        return (name, "not measured", "skipped")
+    return (name, "; ".join(parts), verdict)
+
+
+def idle_poll():
+    """Keeps every CPU out of halt while the returned descriptor is open
+    (a PM QoS request of 0 µs exit latency on /dev/cpu_dma_latency, what
+    tuned's latency-performance profile holds): (fd, None), or (None, why)."""
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+    except OSError as e:
+        return None, "cannot open /dev/cpu_dma_latency: %s" % e.strerror
+    try:
+        os.write(fd, (0).to_bytes(4, sys.byteorder))
+    except OSError as e:
+        os.close(fd)
+        return None, "cannot write /dev/cpu_dma_latency: %s" % e.strerror
+    return fd, None
 
 
 def rss_bytes(pid):
@@ -466,6 +545,7 @@ class Bench:
         self.notes = []
         self.rc_bin = args.respcache
         self.noop_bin = args.noop
+        self.pace_bin = args.pace
         ncpu = os.cpu_count() or 1
         self.server_cpu, self.client_cpu = args.server_cpu, args.client_cpu
         if ncpu < 2 or max(self.server_cpu, self.client_cpu) >= ncpu:
@@ -710,38 +790,75 @@ class Bench:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        after = cpu_times()
-        wall = time.monotonic() - t_start
-        anywhere, on_server = foreign_cpu(pbefore, proc_cpu(), os.getpid(),
-                                          [p.popen.pid for p in self.procs.live],
-                                          before, after, self.server_cpu)
-        hz = os.sysconf("SC_CLK_TCK")
+        cpu = self.cpu_during(before, pbefore, t_start)
         outf.seek(0)
         text = outf.read().decode("utf-8", "replace")
         outf.close()
         r = p
-        n = len([f for f in os.listdir(os.path.join(self.work, "raw")) if f.startswith(label + ".")])
-        raw = os.path.join(self.work, "raw", "%s.%d.txt" % (label, n + 1))
-        with open(raw, "w") as f:
-            f.write("$ %s\n%s\n%s" % (" ".join(argv), " ".join(
-                "%s=%s" % kv for kv in sorted(env.items())), text))
+        raw = self.save_raw(label, argv, env, text)
         m = re.search(r"^BENCH_RESULT (\{.*\})$", text, re.M)
         if r.returncode != 0 or not m:
             raise Fail("wrk %s failed (exit %d):\n%s" % (label, r.returncode, text[-2000:]))
         res = json.loads(m.group(1))
         res["rps"] = res["requests"] / (res["duration_us"] / 1e6) if res["duration_us"] else 0.0
         res["errors_total"] = sum(res["errors"].values())
-        busy0, steal0 = cpu_share(before, after, self.server_cpu)
-        busy1, steal1 = cpu_share(before, after, self.client_cpu)
-        res["cpu"] = {"server_busy": busy0, "server_steal": steal0,
-                      "client_busy": busy1, "client_steal": steal1,
-                      "foreign": anywhere / hz / wall if wall > 0 else 0.0,
-                      "foreign_server_cpu": (on_server / hz / wall) if on_server is not None
-                      and wall > 0 else None}
+        res["cpu"] = cpu
         if res["requests"] == 0:
             raise Fail("wrk %s completed no request:\n%s" % (label, text[-2000:]))
         if res["errors_total"]:
             raise Fail("wrk %s: errors %r (see %s)" % (label, res["errors"], raw))
+        return res
+
+    def cpu_during(self, before, pbefore, t_start):
+        """What the CPUs did since the snapshots taken at t_start: busy and
+        steal shares of the servers' and the client's CPU, and the share of
+        a CPU that processes not started by the benchmark used."""
+        after = cpu_times()
+        wall = time.monotonic() - t_start
+        anywhere, on_server = foreign_cpu(pbefore, proc_cpu(), os.getpid(),
+                                          [p.popen.pid for p in self.procs.live],
+                                          before, after, self.server_cpu)
+        hz = os.sysconf("SC_CLK_TCK")
+        busy0, steal0 = cpu_share(before, after, self.server_cpu)
+        busy1, steal1 = cpu_share(before, after, self.client_cpu)
+        return {"server_busy": busy0, "server_steal": steal0,
+                "client_busy": busy1, "client_steal": steal1,
+                "foreign": anywhere / hz / wall if wall > 0 else 0.0,
+                "foreign_server_cpu": (on_server / hz / wall) if on_server is not None
+                and wall > 0 else None}
+
+    def save_raw(self, label, argv, env, text):
+        n = len([f for f in os.listdir(os.path.join(self.work, "raw")) if f.startswith(label + ".")])
+        raw = os.path.join(self.work, "raw", "%s.%d.txt" % (label, n + 1))
+        with open(raw, "w") as f:
+            f.write("$ %s\n%s\n%s" % (" ".join(argv), " ".join(
+                "%s=%s" % kv for kv in sorted(env.items())), text))
+        return raw
+
+    def pace(self, label, port, rate, ids, duration, warmup):
+        """One open-loop run of bench/pace: `rate` requests a second on a
+        fixed schedule over P["conns"] connections, GET /api/users/{uniform
+        id in 1..ids}; latency from each request's scheduled time."""
+        argv = self.pin_client + [self.pace_bin, "-c", str(self.P["conns"]), "-r", "%.0f" % rate,
+                                  "-d", "%g" % duration, "-w", "%g" % warmup, "-n", str(ids),
+                                  "-s", str(random.randrange(1, 1 << 30)),
+                                  "127.0.0.1:%d" % port]
+        before, pbefore, t_start = cpu_times(), proc_cpu(), time.monotonic()
+        try:
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=duration + warmup + 30)
+        except subprocess.TimeoutExpired:
+            raise Fail("pace %s did not finish within its time bound" % label)
+        cpu = self.cpu_during(before, pbefore, t_start)
+        text = r.stdout.decode("utf-8", "replace")
+        raw = self.save_raw(label, argv, {}, text)
+        m = re.search(r"^(\{.*\})$", text, re.M)
+        if r.returncode != 0 or not m:
+            raise Fail("pace %s failed (exit %d, see %s):\n%s" % (label, r.returncode, raw,
+                                                                  text[-2000:]))
+        res = json.loads(m.group(1))
+        res["errors_total"] = res["errors"] + res["non2xx"]
+        res["cpu"] = cpu
         return res
 
     # ------------------------------------------------------------ rows
@@ -812,10 +929,13 @@ class Bench:
                 or max(c.get("server_steal") or 0, c.get("client_steal") or 0) > STEAL_FLAG)
 
     def wrk_redo(self, rid, port, env, **kw):
+        return self.redo(rid, lambda: self.wrk(rid, port, env, **kw))
+
+    def redo(self, rid, run):
         """A run; done again (at most P["redo"] times) while other processes
         or the hypervisor took a noticeable share of the CPUs during it. The
         runs put aside are kept in the row's "redone" list and in raw/."""
-        res = self.wrk(rid, port, env, **kw)
+        res = run()
         for _ in range(self.P.get("redo", 0)):
             if not self.disturbed(res):
                 break
@@ -825,7 +945,7 @@ class Bench:
                            100 * (c.get("foreign_server_cpu") or 0),
                            100 * max(c.get("server_steal") or 0, c.get("client_steal") or 0)))
             self.redone.setdefault(rid, []).append(res)
-            res = self.wrk(rid, port, env, **kw)
+            res = run()
         return res
 
     # ------------------------------------------------------------ setup
@@ -907,7 +1027,7 @@ class Bench:
         self.facts["body_bytes"] = {"mean": body_bytes, "min": min(sizes), "max": max(sizes)}
         for i in (1, ws):
             self.expect(self.rc.port, "/api/users/%d" % i, "x-cache", "HIT", "warm respcache")
-        static_port = self.start_nginx("static", os.path.join(BENCH, "nginx", "static.conf.in"),
+        static_port = self.static_port = self.start_nginx("static", os.path.join(BENCH, "nginx", "static.conf.in"),
                                        docroot=docroot)
         want = self.expect(static_port, "/api/users/1", "content-type",
                            "application/json; charset=utf-8", "static files")
@@ -1006,32 +1126,47 @@ class Bench:
         return sock
 
     def half_peak(self):
-        """Memory hits paced to about half of the measured peak: p99 there."""
+        """Latency at half of the memory hit peak. wrk cannot hold a rate (its
+        pauses are whole milliseconds of its loop's clock, so requests leave
+        in bursts at each tick), so bench/pace sends them on a fixed schedule
+        and times each from its scheduled moment. Respcache memory hits, the
+        no-op responder and the static files at the same rate, first with the
+        CPUs' idle as the machine has it, then kept out of halt."""
         P = self.P
         peak = statistics.median(x["rps"] for x in self.rows["memory_uniform"]["runs"])
-        target = peak / 2
-        conns = max(1, min(64, round(target * 2.5 / 1000)))  # ~2.5 ms between requests
-        lat_ms = 0.15
-        delay = max(0.0, conns / target * 1000 - lat_ms)
-        env = self.uniform(P["ws"], BENCH_DELAY_MS="%.3f" % delay)
-        for _ in range(2):  # calibrate: the pause plus the response time sets the rate
-            res = self.wrk_redo("memory_halfpeak-calibrate", self.rc.port, env, conns=conns,
-                                duration=max(2, P["duration"] / 3))
-            lat_ms = res["latency_us"]["mean"] / 1000
-            delay = max(0.0, (delay + lat_ms) * res["rps"] / target - lat_ms)
-            env = self.uniform(P["ws"], BENCH_DELAY_MS="%.3f" % delay)
-        r = self.row("memory_halfpeak", "respcache memory hit at ~half of peak", "hits", paced=True)
-        r["conns"] = conns
-        r["delay_ms"] = delay
-        # The no-op responder under the very same pacing: the latency that
-        # Nginx, the kernel and this machine add anyway.
-        n = self.row("noop_halfpeak", "no-op responder, same pacing", "hits", paced=True)
-        n["conns"] = conns
-        n["delay_ms"] = delay
-        for i in range(P["runs"]):
-            for rid, port in (("memory_halfpeak", self.rc.port), ("noop_halfpeak", self.noop_port)):
-                res = self.wrk_redo(rid, port, env, conns=conns)
-                self.record(rid, res, {"share_of_peak": round(res["rps"] / peak, 3)})
+        rate = peak / 2
+        self.facts["halfpeak"] = {"peak": peak, "rate": rate}
+        who = [("memory", self.rc.port, "respcache memory hit"),
+               ("noop", self.noop_port, "no-op responder"),
+               ("static", self.static_port, "Nginx static files")]
+        for mode, idle in (("halfpeak", "idle as the machine has it"),
+                           ("halfpeak_poll", "CPUs kept out of halt")):
+            hold = None
+            if mode == "halfpeak_poll":
+                hold, why = idle_poll()
+                if hold is None:
+                    for name, _, label in who:
+                        r = self.row("%s_%s" % (name, mode), "%s at half of peak, %s" % (
+                            label, idle), "hits", paced=True)
+                        r["skipped"] = why
+                    say("  latency with the CPUs kept out of halt: skipped (%s)" % why)
+                    continue
+            try:
+                say("latency at half of the memory hit peak (%.0f req/s, open loop), %s"
+                    % (rate, idle))
+                for name, _, label in who:
+                    r = self.row("%s_%s" % (name, mode), "%s at half of peak, %s" % (label, idle),
+                                 "hits", paced=True)
+                    r["rate"] = rate
+                for i in range(P["runs"]):
+                    for name, port, _ in who:
+                        rid = "%s_%s" % (name, mode)
+                        res = self.redo(rid, lambda: self.pace(
+                            rid, port, rate, P["ws"], P["pace_duration"], P["pace_warmup"]))
+                        self.record(rid, res, {"share_of_peak": round(res["rps"] / peak, 3)})
+            finally:
+                if hold is not None:
+                    os.close(hold)
 
     def section_misses(self):
         P = self.P
@@ -1427,6 +1562,12 @@ class Replay:
         Bench.summarise(self)
 
 
+def fmt_short(pct):
+    """A shortfall in percent: one decimal below 1% ("missed by 0%" read
+    as met)."""
+    return "%.1f%%" % pct if pct < 1 else "%.0f%%" % pct
+
+
 def fmt_rps(v):
     return "{:,.0f}".format(v)
 
@@ -1533,7 +1674,7 @@ def write_results(b, out, ok):
             if not r.get("runs"):
                 continue
             extra = ""
-            if r.get("paced"):
+            if r.get("paced") and "conns" in r:  # results.json of runs before bench/pace
                 extra = " (%d conns paced, %.0f%% of the memory hit peak)" % (
                     r["conns"], 100 * statistics.median(x["share_of_peak"] for x in r["runs"]))
             L.append("| %s%s | %s | %s–%s | %s | %s | %s | %s |" % (
@@ -1551,12 +1692,15 @@ def write_results(b, out, ok):
                # REDIS: rows filled in by redis_hit_configs() when supported
                "redis_uniform", "redis_zipf", "tiered_uniform", "tiered_zipf",
                "memory_halfpeak", "noop_halfpeak"]
+    if any(rows.get(rid, {}).get("rate") for rid in ("memory_halfpeak", "memory_halfpeak_poll")):
+        hit_ids = hit_ids[:-2]  # bench/pace rows: a table of their own below
     table(hit_ids, [("noop", "no-op"), ("static", "static"), ("fcgicache", "fastcgi_cache")])
     L.append("The no-op responder answers every request with the same headers and a body of the "
              "mean size from memory: nothing behind this Nginx can be faster. The static files "
              "are the same bodies as files; fastcgi_cache is Nginx answering from its own cache "
              "(`bench/nginx/fcgicache.conf.in`; it cannot be invalidated by a write).")
     L.append("")
+    latency_table(L, rows, b.facts.get("halfpeak"), P)
 
     if med("memory_miss") or med("none"):
         L.append("## Misses and caching off (`GET /api/users/{id}`, each id once, in order)")
@@ -1730,12 +1874,14 @@ def targets(b):
             out.append((name, "not measured", "skipped"))
             return
         v = x / y
-        out.append((name, "%.2f×" % v, "met" if v >= want else "**missed** by %.0f%%"
-                    % (100 * (want - v) / want)))
+        out.append((name, "%.2f×" % v, "met" if v >= want else "**missed** by %s"
+                    % fmt_short(100 * (want - v) / want)))
 
     ratio_target("memory hit ≥ 0.9× no-op", "memory_uniform", "noop", 0.9)
     hp = rows.get("memory_halfpeak")
-    if hp and hp.get("runs"):
+    if hp and hp.get("rate"):
+        out.append(halfpeak_target(rows))
+    elif hp and hp.get("runs"):
         p99 = hp["p99_med"]
         nh = rows.get("noop_halfpeak")
         ref = (" (no-op responder at the same pace: %s)" % fmt_us(nh["p99_med"])) \
@@ -1777,7 +1923,7 @@ def targets(b):
         out.append(("RSS within 10% of the byte budget", "cache growth %.2f× the budget "
                     "(whole process %.2f×: %s for %s)" % (
                         v, rs["ratio"], fmt_mib(rs["rss_steady"]), fmt_mib(rs["budget"])),
-                    "met" if v <= 1.1 else "**missed** by %.0f%%" % (100 * (v - 1.1))))
+                    "met" if v <= 1.1 else "**missed** by %s" % fmt_short(100 * (v - 1.1))))
     return out
 
 
@@ -1835,6 +1981,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--respcache")
     ap.add_argument("--noop")
+    ap.add_argument("--pace")
     ap.add_argument("--out", required=True)
     ap.add_argument("--rewrite", action="store_true",
                     help="render OUT/results.md and the chart again from OUT/results.json")
@@ -1852,8 +1999,8 @@ def main():
         write_results(r, args.out, r.ok)
         say("rewrote %s/results.md and chart.png" % args.out)
         return 0
-    if not args.respcache or not args.noop:
-        ap.error("--respcache and --noop are required")
+    if not args.respcache or not args.noop or not args.pace:
+        ap.error("--respcache, --noop and --pace are required")
 
     def on_signal(signum, frame):
         raise Interrupted("signal %d" % signum)
