@@ -21,12 +21,19 @@
 --
 -- pg_notify is transactional: the notification is delivered at commit, and
 -- not at all on rollback. The payload is
---   {"tags": ["user:42", ...], "ts": <clock_timestamp() in ms since epoch>}
+--   {"tags": ["user:42", ...], "ts": <clock_timestamp() in ms since epoch>,
+--    "tx": "<txid_current()>.<now() in µs since epoch>"}
 -- where ts lets respcache measure the delay from the change to the
--- invalidation. A payload over PostgreSQL's 8000-byte limit is replaced by
--- {"tags": ["*"]}: invalidating everything is safe, failing the write is
--- not. Another channel: SET respcache.notify_channel = 'name' in the
--- session or the database (ALTER DATABASE ... SET respcache.notify_channel).
+-- invalidation, and tx names the transaction (its start time too, since an
+-- id alone comes back after a failover or a restore), so that the
+-- instances that share a Redis bump its tags once between them (the writer
+-- and every listener each try; the first does it). Load this file again
+-- after an upgrade: without tx every listener bumps again, which is safe
+-- but throws away the answer the writer stored. A payload over
+-- PostgreSQL's 8000-byte limit is replaced by one with the tags ["*"]:
+-- invalidating everything is safe, failing the write is not. Another
+-- channel: SET respcache.notify_channel = 'name' in the session or the
+-- database (ALTER DATABASE ... SET respcache.notify_channel).
 --
 -- Idempotent (CREATE OR REPLACE): load it any number of times.
 
@@ -41,6 +48,8 @@ DECLARE
     val text;
     tags text[] := ARRAY[]::text[];
     payload text;
+    tx text := txid_current()::text || '.' ||
+               floor(extract(epoch FROM now()) * 1000000)::bigint::text;
     channel text := coalesce(nullif(current_setting('respcache.notify_channel', true), ''),
                              'respcache_invalidate');
 BEGIN
@@ -80,11 +89,13 @@ BEGIN
     END IF;
     payload := json_build_object(
         'tags', tags,
-        'ts', round(extract(epoch FROM clock_timestamp()) * 1000, 3))::text;
+        'ts', round(extract(epoch FROM clock_timestamp()) * 1000, 3),
+        'tx', tx)::text;
     IF octet_length(payload) > 7900 THEN
         payload := json_build_object(
             'tags', ARRAY['*'],
-            'ts', round(extract(epoch FROM clock_timestamp()) * 1000, 3))::text;
+            'ts', round(extract(epoch FROM clock_timestamp()) * 1000, 3),
+            'tx', tx)::text;
     END IF;
     PERFORM pg_notify(channel, payload);
     RETURN NULL;

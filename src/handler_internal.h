@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "db.h"
 #include "handler.h"
+#include "notify.h"
 #include "singleflight.h"
 
 #include <stdatomic.h>
@@ -43,12 +44,14 @@ struct handler_worker {
     buf store;           /* body param values */
     uint64_t lock_token; /* this worker's token for the provider's lock op */
     /* The write path (handler_write.c). */
-    struct handler_state *wt;       /* a write-through's GET twin: key, tags, gens */
-    struct notify_msg *nmsg;        /* an own notification, parsed */
-    buf bumptext, bumpidx, bumpvec; /* tags to bump: text, refs, rc_str vector */
-    buf ownpay;                     /* own notifications' payloads, NUL-separated */
-    bool own_ok;                    /* every own payload and tag was kept */
-    int64_t drained_ms;             /* last handler_worker_idle drain */
+    struct handler_state *wt;          /* a write-through's GET twin: key, tags, gens */
+    struct notify_msg *nmsg;           /* an own notification, parsed */
+    buf bumptext, bumpidx, bumpvec;    /* tags to bump: text, refs, rc_str vector */
+    buf ownpay;                        /* own notifications' payloads, NUL-separated */
+    bool own_ok;                       /* every own payload and tag was kept */
+    struct rc_str own_tx;              /* their transaction (notify.h tx); len 0: unknown */
+    int64_t drained_ms;                /* last handler_worker_idle drain */
+    char own_txbuf[NOTIFY_MAX_TX + 1]; /* own_tx's bytes */
 };
 
 /* Caps of the write path's buffers; past them a write bumps "*". */

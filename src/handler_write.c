@@ -9,6 +9,9 @@
  * included; db_own_notifies). It records those notifications in the
  * ownnotify table first, so the listener thread, which receives them too,
  * does not bump the same tags a second time a few ms later (ownnotify.h).
+ * The bump carries the transaction's name from those notifications, so on
+ * a shared cache the other instances' listeners, which hear them too, bump
+ * these tags only if this bump has not (cache.h, bump_tags_once).
  *
  * Write-through (route.write_through). A PATCH that answers the row it
  * wrote already holds what the next GET of that row would query. Storing
@@ -16,7 +19,9 @@
  * tags meanwhile; the tag generations tell: they are read before the
  * statement (g0) and again after the bump (g1). The answer is stored, with
  * g1, only if every tag moved by exactly our own bump (g1 = g0 + 1 for a
- * tag we bumped, g1 = g0 for the others). Any other change that committed
+ * tag we bumped, g1 = g0 for the others; on a shared cache the +1 may be
+ * another instance's bump of our own transaction, made after its commit
+ * too, which is as good). Any other change that committed
  * after g0 was read bumped a tag before g1 was read (then the check fails
  * and nothing is stored) or bumps it later (then the entry is born valid
  * and dies with that bump, as any filled entry would). The statement's
@@ -163,6 +168,7 @@ static bool bumps_apply(struct handler *h, struct handler_worker *w)
     size_t n = bumps_count(w);
     struct rc_str *v;
     bool ok;
+    int left;
 
     if (n == 0)
         return true;
@@ -176,8 +182,14 @@ static bool bumps_apply(struct handler *h, struct handler_worker *w)
         v = (struct rc_str *)&all;
         n = 1;
     }
-    ok = h->cache->ops->bump_tags(h->cache->self, v, n) == 0;
+    /* Bumped after the commit: with the transaction's id, so that the
+     * other instances' listeners, hearing the same notifications, leave
+     * these tags (and the answer written through under them) alone. */
+    left = cache_bump_once(h->cache, v, n, &w->own_tx);
+    ok = left >= 0;
     metrics_invalidation(h->metrics, (unsigned)n, ok);
+    if (left > 0) /* another instance's listener was first: its bump counts */
+        metrics_bumps_shared(h->metrics, (unsigned)left);
     return ok;
 }
 
@@ -205,6 +217,7 @@ static bool add_route_tags(struct handler_worker *w, struct handler_state *st,
 struct own_ctx {
     struct handler_worker *w;
     bool ok;
+    bool first; /* no payload seen yet */
 };
 
 /* A notification our own transaction sent: its tags join the set and its
@@ -221,10 +234,19 @@ static void on_own_notify(void *ctx, int pid, const char *payload)
     if (buf_append(&c->w->ownpay, payload, strlen(payload) + 1) < 0)
         c->ok = false;
     if (notify_parse(payload, m) < 0) {
+        c->w->own_tx.len = 0;
+        c->first = false;
         if (bumps_add(c->w, CACHE_GLOBAL_TAG, 1) < 0)
             c->ok = false;
         return;
     }
+    if (c->first) { /* one transaction: every payload names the same one */
+        memcpy(c->w->own_txbuf, m->tx, m->txlen + 1);
+        c->w->own_tx = (struct rc_str){c->w->own_txbuf, m->txlen};
+    } else if (c->w->own_tx.len != m->txlen || memcmp(c->w->own_tx.s, m->tx, m->txlen) != 0) {
+        c->w->own_tx.len = 0;
+    }
+    c->first = false;
     for (size_t i = 0; i < m->ntags; i++)
         if (bumps_add(c->w, m->tags[i].s, m->tags[i].len) < 0)
             c->ok = false;
@@ -235,9 +257,10 @@ static void on_own_notify(void *ctx, int pid, const char *payload)
  * whether every payload and tag was kept. */
 static void collect_own(struct handler_worker *w)
 {
-    struct own_ctx oc = {w, true};
+    struct own_ctx oc = {w, true, true};
 
     bumps_reset(w);
+    w->own_tx = (struct rc_str){w->own_txbuf, 0};
     buf_reset(&w->ownpay);
     (void)db_own_notifies(w->db, on_own_notify, &oc);
     w->own_ok = oc.ok;

@@ -77,7 +77,7 @@ static void on_notify(void *ctx, int pid, const char *payload)
     struct listener *l = ctx;
     struct notify_msg *m = &l->msg;
     int64_t delay_us = -1;
-    int ok;
+    int ok, left;
 
     /* One of our own writes, whose worker heard it too and bumped its tags
      * before answering: bumping again would only undo what the write made
@@ -93,8 +93,11 @@ static void on_notify(void *ctx, int pid, const char *payload)
         metrics_db_invalidation(l->metrics, 1, -1);
         return;
     }
-    ok = l->cache->ops->bump_tags(l->cache->self, m->tags, m->ntags) == 0;
+    left = cache_bump_once(l->cache, m->tags, m->ntags, &(struct rc_str){m->tx, m->txlen});
+    ok = left >= 0;
     metrics_invalidation(l->metrics, (unsigned)m->ntags, ok);
+    if (left > 0) /* the writer (or another listener) bumped them after the commit */
+        metrics_bumps_shared(l->metrics, (unsigned)left);
     if (!ok)
         log_msg(LOG_ERROR, "notify_invalidate_failed", "\"tags\":%zu", m->ntags);
     if (m->ts_ms > 0) {

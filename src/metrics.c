@@ -42,7 +42,7 @@ struct metrics {
     struct histogram request_latency;
     struct histogram db_latency;
     _Atomic uint64_t db_queries, db_errors;
-    _Atomic uint64_t invalidated_tags, invalidation_failures;
+    _Atomic uint64_t invalidated_tags, invalidation_failures, bumps_shared;
     _Atomic uint64_t stale[METRICS_NSTALE];
     _Atomic uint64_t sf_waits, sf_timeouts, refreshes, refresh_failures;
     _Atomic int64_t sf_inflight;
@@ -129,6 +129,13 @@ void metrics_invalidation(struct metrics *m, unsigned tags, int ok)
     atomic_fetch_add_explicit(&m->invalidated_tags, tags, memory_order_relaxed);
     if (!ok)
         atomic_fetch_add_explicit(&m->invalidation_failures, 1, memory_order_relaxed);
+}
+
+void metrics_bumps_shared(struct metrics *m, unsigned tags)
+{
+    if (m == NULL)
+        return;
+    atomic_fetch_add_explicit(&m->bumps_shared, tags, memory_order_relaxed);
 }
 
 void metrics_stale(struct metrics *m, enum metrics_stale_reason r)
@@ -354,7 +361,11 @@ int metrics_render(struct metrics *m, struct cache *cache, buf *out)
                 atomic_load(&m->invalidated_tags)) < 0 ||
         counter(out, "respcache_invalidation_failures_total",
                 "Writes whose tag bumps failed (answered with X-Cache-Invalidation: failed).",
-                atomic_load(&m->invalidation_failures)) < 0)
+                atomic_load(&m->invalidation_failures)) < 0 ||
+        counter(out, "respcache_invalidated_tags_shared_total",
+                "Tags a bump left alone because they had already been bumped for the same "
+                "transaction (usually by another instance sharing the cache).",
+                atomic_load(&m->bumps_shared)) < 0)
         return -1;
     if (render_freshness(m, out) < 0)
         return -1;

@@ -53,6 +53,10 @@ void metrics_request(struct metrics *m, int route, int status, int64_t duration_
 void metrics_cache(struct metrics *m, int route, enum metrics_cache_result r);
 void metrics_db_query(struct metrics *m, int64_t duration_us, int ok);
 void metrics_invalidation(struct metrics *m, unsigned tags, int ok);
+/* Of the tags just counted by metrics_invalidation, those the shared cache
+ * left alone: they had been bumped for the same transaction already,
+ * usually by another instance (cache.h, bump_tags_once). */
+void metrics_bumps_shared(struct metrics *m, unsigned tags);
 
 /* Freshness (issue "Fresh under load"). */
 void metrics_stale(struct metrics *m, enum metrics_stale_reason r);

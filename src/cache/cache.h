@@ -103,6 +103,18 @@ struct cache_ops {
      * get() from a worker decides. */
     int (*get_local)(void *self, const char *key, size_t klen, const struct rc_str *tags,
                      size_t ntags, struct cache_value *val, uint64_t *gens);
+    /* bump_tags, once per token among every process sharing this cache: a
+     * tag already bumped with this token within CACHE_ONCE_TTL_MS is left
+     * as it is. The token names a committed transaction (notify.h, tx):
+     * its writer and every instance's listener each try to bump its tags
+     * after the commit, and one bump after the commit is all it needs, so
+     * the writer's write-through entry survives the other instances'
+     * listeners. Only a bump made after the token's commit may carry it.
+     * Returns how many tags it left alone (>= 0), or -1. NULL: the cache
+     * is this process's own (memory), and every bump counts; use
+     * cache_bump_once(). */
+    int (*bump_tags_once)(void *self, const struct rc_str *tags, size_t ntags,
+                          const struct rc_str *token);
 };
 
 struct cache {
@@ -111,5 +123,15 @@ struct cache {
 };
 
 void cache_free(struct cache *c); /* calls ops->close; accepts NULL */
+
+/* How long a token of bump_tags_once is remembered, per tag. Past it, a
+ * listener that lags this much bumps again: one extra miss, never stale. */
+#define CACHE_ONCE_TTL_MS 10000
+
+/* bump_tags_once when the provider has it and a token (len > 0), else bump_tags:
+ * -1 on failure, else the tags left alone as already bumped (0 for
+ * bump_tags). */
+int cache_bump_once(struct cache *c, const struct rc_str *tags, size_t ntags,
+                    const struct rc_str *token);
 
 #endif

@@ -8,10 +8,12 @@
  * provider), connected lazily, logged in (AUTH, SELECT) and checked for a
  * Redis restart before its first use. Every operation is one pipelined
  * round trip bounded by the command timeout: a read is GET entry + MGET of
- * its tag generations; a bump is one INCR per tag (+ PUBLISH); a set is
- * SET ... PX. A connection that fails is closed; a connection that had
- * worked before and fails before the deadline is retried once on a fresh
- * one (Redis closing idle clients must not cost a request its cache).
+ * its tag generations; a bump is one INCR per tag (+ PUBLISH), or for a
+ * transaction the database notified, one EVAL per 16 tags that bumps each
+ * once between every instance (bump_tags_once); a set is SET ... PX. A
+ * connection that fails is closed; a connection that had worked before
+ * and fails before the deadline is retried once on a fresh one (Redis
+ * closing idle clients must not cost a request its cache).
  *
  * Circuit breaker (breaker.c). Consecutive failures open it; while it is
  * open every operation fails at once without touching the network (the
@@ -52,6 +54,7 @@
 
 #include "../buf.h"
 #include "../log.h"
+#include "../notify.h"
 #include "breaker.h"
 #include "entry.h"
 #include "rconn.h"
@@ -299,6 +302,80 @@ static int add_bump_cmds(struct redis *r, buf *out, buf *scratch, const struct r
         buf_free(&msg);
     }
     return rc;
+}
+
+/*
+ * bump_tags_once, atomic in Redis. KEYS: the n generation keys, then the
+ * n markers "once:<token>/<tag>"; ARGV: the markers' TTL in ms, the
+ * channel ("" when not publishing), the n tags. A tag whose marker exists
+ * was bumped after that transaction's commit already and is left alone;
+ * the others are bumped, then marked (a bump that fails leaves no marker),
+ * and published in one message (redis_msg.h's format), so the
+ * subscribers' L1s see exactly the bumps that happened. One marker per
+ * tag and transaction: another transaction's bump in between does not
+ * make the second bumper of this one bump again.
+ */
+static const char once_script[] =
+    "local n = #KEYS / 2 local msg = 'b\\n' local k = 0 "
+    "for i = 1, n do "
+    "if redis.call('exists', KEYS[n + i]) == 0 then "
+    "redis.call('incr', KEYS[i]) "
+    "redis.call('set', KEYS[n + i], '1', 'px', ARGV[1]) "
+    "msg = msg .. #ARGV[2 + i] .. ':' .. ARGV[2 + i] k = k + 1 end end "
+    "if k > 0 and ARGV[2] ~= '' then redis.call('publish', ARGV[2], msg) end "
+    "return k";
+
+#define ONCE_TAGS  16            /* tags per EVAL: 3 arguments each, + 5 */
+#define ONCE_PIPE  16            /* EVALs per round trip */
+#define ONCE_TOKEN NOTIFY_MAX_TX /* longest token */
+
+/* A token the marker keys can hold unambiguously: [0-9A-Za-z._-], so the
+ * '/' after it ends it. */
+static bool once_token_ok(const struct rc_str *token)
+{
+    if (token == NULL || token->len == 0 || token->len > ONCE_TOKEN)
+        return false;
+    for (size_t i = 0; i < token->len; i++) {
+        char c = token->s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int add_once_cmd(struct redis *r, buf *out, buf *scratch, const struct rc_str *tags,
+                        size_t ntags, const struct rc_str *token)
+{
+    const char *argv[3 * ONCE_TAGS + 5];
+    size_t lens[3 * ONCE_TAGS + 5], a = 0;
+    char nkeys[8], ttl[24], ns[ONCE_TOKEN + 8];
+
+    snprintf(ns, sizeof(ns), "once:%.*s/", (int)token->len, token->s);
+    if (ntags > ONCE_TAGS ||
+        buf_reserve(scratch, 2 * tags_room(r, tags, ntags) + ntags * strlen(ns)) < 0)
+        return -1;
+    argv[a] = "EVAL";
+    lens[a++] = 4;
+    argv[a] = once_script;
+    lens[a++] = sizeof(once_script) - 1;
+    argv[a] = nkeys;
+    lens[a++] = (size_t)snprintf(nkeys, sizeof(nkeys), "%zu", 2 * ntags);
+    for (size_t i = 0; i < ntags; i++, a++)
+        if ((argv[a] = mk_key(r, scratch, "tag:", tags[i].s, tags[i].len, &lens[a])) == NULL)
+            return -1;
+    for (size_t i = 0; i < ntags; i++, a++)
+        if ((argv[a] = mk_key(r, scratch, ns, tags[i].s, tags[i].len, &lens[a])) == NULL)
+            return -1;
+    argv[a] = ttl;
+    lens[a++] = (size_t)snprintf(ttl, sizeof(ttl), "%d", CACHE_ONCE_TTL_MS);
+    argv[a] = r->publish ? r->channel : "";
+    lens[a++] = r->publish ? r->chlen : 0;
+    for (size_t i = 0; i < ntags; i++, a++) {
+        argv[a] = tags[i].s;
+        lens[a] = tags[i].len;
+    }
+    return add_cmd(out, (int)a, argv, lens);
 }
 
 /* ---- pending bumps ------------------------------------------------------- */
@@ -1035,6 +1112,71 @@ static int rd_bump_tags_soft(void *self, const struct rc_str *tags, size_t ntags
     return bump_all(self, tags, ntags, true);
 }
 
+/* At most ONCE_TAGS * ONCE_PIPE tags, an EVAL of once_script per
+ * ONCE_TAGS, in one round trip: the tags left alone, or -1. A bump that
+ * could not reach Redis is kept for replay as a plain one (the script may
+ * have run: replaying then bumps twice, which only costs a miss). An EVAL
+ * that Redis refused (scripting not allowed, a generation key that is not
+ * a counter) is done again as plain bumps, so a refusal never leaves a
+ * tag unbumped. */
+static int bump_once(struct redis *r, const struct rc_str *tags, size_t ntags,
+                     const struct rc_str *token)
+{
+    enum breaker_admit how;
+    struct rthread *t;
+    redisReply *rep[ONCE_PIPE];
+    size_t ncmds = 0, chunk[ONCE_PIPE];
+    int left = 0, rc = 0;
+
+    if ((t = op_begin(r, &how)) == NULL) {
+        pending_add(r->pending, tags, ntags);
+        return -1;
+    }
+    for (size_t i = 0; i < ntags; i += ONCE_TAGS, ncmds++) {
+        chunk[ncmds] = ntags - i < ONCE_TAGS ? ntags - i : ONCE_TAGS;
+        if (add_once_cmd(r, &t->out, &t->scratch, tags + i, chunk[ncmds], token) < 0) {
+            op_abort(r, t, how);
+            pending_add(r->pending, tags, ntags);
+            return -1;
+        }
+    }
+    if (op_run(r, t, how, ncmds, rep, "bump_tags_once") < 0) {
+        pending_add(r->pending, tags, ntags);
+        return -1;
+    }
+    for (size_t c = 0, at = 0; c < ncmds; at += chunk[c], c++) {
+        if (rep[c]->type == REDIS_REPLY_INTEGER && rep[c]->integer >= 0 &&
+            (size_t)rep[c]->integer <= chunk[c]) {
+            left += (int)(chunk[c] - (size_t)rep[c]->integer);
+            continue;
+        }
+        log_error("redis_refused", "EVAL", is_error(rep[c]) ? rep[c]->str : "not a count");
+        stat_add(&r->errors, 1);
+        if (bump_all(r, tags + at, chunk[c], false) < 0)
+            rc = -1;
+    }
+    free_replies(rep, ncmds);
+    return rc < 0 ? -1 : left;
+}
+
+static int rd_bump_tags_once(void *self, const struct rc_str *tags, size_t ntags,
+                             const struct rc_str *token)
+{
+    int left = 0, failed = 0;
+
+    if (!once_token_ok(token))
+        return rd_bump_tags(self, tags, ntags);
+    for (size_t i = 0; i < ntags; i += ONCE_TAGS * ONCE_PIPE) {
+        size_t n = ntags - i < ONCE_TAGS * ONCE_PIPE ? ntags - i : ONCE_TAGS * ONCE_PIPE;
+        int rc = bump_once(self, tags + i, n, token);
+        if (rc < 0)
+            failed = 1;
+        else
+            left += rc;
+    }
+    return failed ? -1 : left;
+}
+
 /* prefix "e:" + pattern, with the Redis glob's extra specials ('[', ']')
  * escaped so Redis matches exactly what cache_glob_match() would. */
 static int match_pattern(struct redis *r, const char *pattern, buf *out)
@@ -1311,6 +1453,7 @@ static const struct cache_ops redis_ops = {
     .tick = rd_tick,
     .close = rd_close,
     .bump_tags_soft = rd_bump_tags_soft,
+    .bump_tags_once = rd_bump_tags_once,
     .lock = rd_lock,
     .unlock = rd_unlock,
 };

@@ -28,7 +28,8 @@
  * nothing filled before or during the gap is ever served.
  *
  * Read-your-writes across instances: a write answers after Redis executed
- * its INCRs and PUBLISH; Redis writes the message to every subscriber in
+ * its INCRs and PUBLISH (or found them done for its transaction by another
+ * instance, whose PUBLISH then went out with them); Redis writes the message to every subscriber in
  * the same event-loop pass. From then on another instance either still
  * has the bytes in its socket (step 1 sends the read to Redis) or has
  * applied them (step 2 rejects the item). The remaining window is the
@@ -251,6 +252,18 @@ static int ti_bump_tags(void *self, const struct rc_str *tags, size_t ntags)
     return rc;
 }
 
+/* Once in Redis (the first instance to try bumps and publishes); L1 is
+ * this process's own, so it is bumped every time. Returns what Redis
+ * left alone, as the redis provider. */
+static int ti_bump_tags_once(void *self, const struct rc_str *tags, size_t ntags,
+                             const struct rc_str *token)
+{
+    struct tiered *t = self;
+    int rc = cache_bump_once(t->l2, tags, ntags, token);
+    (void)t->l1->ops->bump_tags(t->l1->self, tags, ntags);
+    return rc;
+}
+
 /* Soft in Redis (the handler answers STALE from there); L1 cannot serve
  * a stale entry, so its items of these tags simply stop being served. */
 static int ti_bump_tags_soft(void *self, const struct rc_str *tags, size_t ntags)
@@ -340,6 +353,7 @@ static const struct cache_ops tiered_ops = {
     .tick = ti_tick,
     .close = ti_close,
     .bump_tags_soft = ti_bump_tags_soft,
+    .bump_tags_once = ti_bump_tags_once,
     .lock = ti_lock,
     .unlock = ti_unlock,
     .get_local = ti_get_local,

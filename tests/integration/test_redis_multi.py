@@ -123,6 +123,106 @@ class TwoInstances:
         s = self.a("GET", "/api/settings").json()
         self.assertEqual(s.get("ryw_%s" % self.PROVIDER), {"n": 1})
 
+    def metric(self, get, name):
+        """One unlabelled series of an instance's /metrics; 0 when absent."""
+        r = get("GET", "/metrics")
+        self.assertStatus(r, 200, "GET /metrics")
+        for line in r.body.decode("utf-8").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+
+    def test_written_through_answer_survives_the_other_listener(self):
+        # README (Write-through): with several instances on one Redis, the
+        # GET after a PATCH is a HIT through either instance, also once the
+        # other instance's listener has heard the write's notification: the
+        # notification names its transaction, and the tags of one
+        # transaction are bumped once between the instances
+        # (bump_tags_once), so whichever comes second leaves them, and the
+        # answer the writer stored, alone.
+        for i in range(10):
+            uid = self.env.claim_user()
+            p = "/api/users/%d" % uid
+            self.warm(p)
+            write, other = (self.a, self.bb) if i % 2 == 0 else (self.bb, self.a)
+            heard = self.metric(other, "respcache_db_invalidations_total")
+            shared = sum(self.metric(g, "respcache_invalidated_tags_shared_total")
+                         for g in (self.a, self.bb))
+            name = "WT %s %d" % (self.PROVIDER, i)
+            r = write("PATCH", p, {"name": name})
+            self.assertStatus(r, 200, "PATCH")
+            self.assertNotIn("x-cache-invalidation", r.headers)
+            deadline = time.monotonic() + 5
+            while self.metric(other, "respcache_db_invalidations_total") == heard:
+                self.assertLess(time.monotonic(), deadline,
+                                "the other instance's listener hears the write")
+                time.sleep(0.01)
+            self.assertGreater(sum(self.metric(g, "respcache_invalidated_tags_shared_total")
+                                   for g in (self.a, self.bb)), shared,
+                               "round %d: the writer or the other listener found the "
+                               "transaction's tags bumped already" % i)
+            for get, who in ((write, "the writer"), (other, "the other instance")):
+                g = get("GET", p)
+                self.assertStatus(g, 200)
+                self.assertEqual(g.json()["name"], name)
+                self.assertXCache(g, "HIT", "round %d: GET through %s once the other listener "
+                                  "heard the PATCH" % (i, who))
+
+    def test_a_database_change_is_bumped_once_between_instances(self):
+        # Both listeners hear a psql UPDATE; its tag is bumped once in Redis
+        # (the old code bumped it once per instance), the marker lives 10 s
+        # at most, and both instances then read the new row.
+        uid = self.env.claim_user()
+        p = "/api/users/%d" % uid
+        self.warm(p)
+        gen = int(R.cli("GET", "rc:tag:user:%d" % uid) or 0)
+        heard = [self.metric(g, "respcache_db_invalidations_total") for g in (self.a, self.bb)]
+        xid = self.env.psql_value("UPDATE users SET name = 'Changed once' WHERE id = %d "
+                                  "RETURNING txid_current()" % uid)
+        deadline = time.monotonic() + 5
+        while any(self.metric(g, "respcache_db_invalidations_total") == h
+                  for g, h in zip((self.a, self.bb), heard)):
+            self.assertLess(time.monotonic(), deadline, "both listeners hear the UPDATE")
+            time.sleep(0.01)
+        self.assertEqual(int(R.cli("GET", "rc:tag:user:%d" % uid)), gen + 1,
+                         "one transaction, one bump, however many instances heard it")
+        markers = R.keys("rc:once:*/user:%d" % uid)  # named after the transaction
+        self.assertEqual(len(markers), 1, "one marker for the one transaction: %r" % markers)
+        token = markers[0][len("rc:once:"):-len("/user:%d" % uid)]
+        self.assertEqual(token.split(".")[0], xid, "the marker names the UPDATE's transaction")
+        self.assertTrue(0 < int(R.cli("PTTL", markers[0])) <= 10000,
+                        "the marker expires within 10 s")
+        for get, who in ((self.a, "A"), (self.bb, "B")):
+            self.assertEqual(get("GET", p).json()["name"], "Changed once", "read through " + who)
+
+    def test_a_cascade_is_bumped_once_in_several_scripts(self):
+        # DELETE of a user with 20 jobs: the writer's own transaction
+        # notified 22 distinct tags (user, its job list, 20 jobs), bumped in
+        # two scripts of one round trip; the other instance's listener hears
+        # the same 21 notifications and bumps none of them again.
+        uid = self.env.claim_user()
+        heard = [self.metric(g, "respcache_db_invalidations_total") for g in (self.a, self.bb)]
+        jids = [int(row[0]) for row in self.env.psql(
+            "INSERT INTO jobs (user_id) SELECT %d FROM generate_series(1, 20) RETURNING id" % uid)]
+        self.assertEqual(len(jids), 20)
+        keys = ["rc:tag:user:%d" % uid, "rc:tag:user:%d:jobs" % uid] + \
+            ["rc:tag:job:%d" % j for j in jids]
+        deadline = time.monotonic() + 5
+        while any(self.metric(g, "respcache_db_invalidations_total") < h + 20
+                  for g, h in zip((self.a, self.bb), heard)):  # the INSERT's, first
+            self.assertLess(time.monotonic(), deadline, "both listeners hear the 20 inserts")
+            time.sleep(0.02)
+        before = [int(R.cli("GET", k) or 0) for k in keys]
+        heard = self.metric(self.bb, "respcache_db_invalidations_total")
+        self.assertStatus(self.a("DELETE", "/api/users/%d" % uid), 204, "DELETE")
+        deadline = time.monotonic() + 5
+        while self.metric(self.bb, "respcache_db_invalidations_total") < heard + 21:
+            self.assertLess(time.monotonic(), deadline, "B's listener hears the 21 deletes")
+            time.sleep(0.02)
+        after = [int(R.cli("GET", k) or 0) for k in keys]
+        self.assertEqual([a - b for a, b in zip(after, before)], [1] * len(keys),
+                         "each of the transaction's tags bumped exactly once")
+
     def test_read_your_writes_through_nginx(self):
         for i in range(10):
             uid = self.env.claim_user()

@@ -397,6 +397,32 @@ class UntrustedValues(RedisCase):
             R.cli("SET", "rc:tag:user:%d" % uid, "1000")
 
 
+    def test_a_refused_script_still_bumps_every_tag(self):
+        # A job UPDATE notifies job:{id} then user:{uid}:jobs with its
+        # transaction's name; the listener's bump_tags_once script stops at
+        # the first tag, whose key is not a counter. The other tag must be
+        # bumped all the same (the provider falls back to plain INCRs).
+        uid = self.env.claim_user()
+        jid = int(self.env.psql_value("INSERT INTO jobs (user_id) VALUES (%d) RETURNING id" % uid))
+        deadline = time.monotonic() + 5
+        while not R.keys("rc:once:*/job:%d" % jid):
+            self.assertLess(time.monotonic(), deadline, "the INSERT is heard")
+            time.sleep(0.02)
+        jobs_gen = int(R.cli("GET", "rc:tag:user:%d:jobs" % uid) or 0)
+        R.cli("SET", "rc:tag:job:%d" % jid, "not-a-number")
+        try:
+            self.env.psql("UPDATE jobs SET status = 'running' WHERE id = %d" % jid)
+            deadline = time.monotonic() + 5
+            while int(R.cli("GET", "rc:tag:user:%d:jobs" % uid) or 0) == jobs_gen:
+                self.assertLess(time.monotonic(), deadline,
+                                "user:%d:jobs is bumped although the script was refused" % uid)
+                time.sleep(0.02)
+            self.assertIn(b'"op":"EVAL"', read_file(self.env.rc_log),
+                          "the refused script is logged")
+        finally:
+            R.cli("SET", "rc:tag:job:%d" % jid, "1000")
+
+
 class Purge(RedisCase):
 
     def admin(self, method, path):

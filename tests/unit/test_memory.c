@@ -267,6 +267,28 @@ static void test_memory_bump_changes_gens(void **state)
     cache_free(c);
 }
 
+/* The memory cache is this process's own: a bump of a transaction another
+ * instance may also have bumped still counts here (cache_bump_once falls
+ * back to bump_tags), and so does the same token twice. */
+static void test_memory_bump_once_counts_every_bump(void **state)
+{
+    (void)state;
+    struct cache *c = mk(1 << 20, 1, 1024);
+    struct rc_str tags[] = {T_USER1, T_USER2};
+    uint64_t g[2], h[2];
+    assert_null(c->ops->bump_tags_once);
+    assert_int_equal(c->ops->tag_gens(c->self, tags, 2, g), 0);
+    const struct rc_str tx = {"77.1700000000000000", 19}, none = {"", 0};
+    assert_int_equal(cache_bump_once(c, tags, 2, &tx), 0);
+    assert_int_equal(cache_bump_once(c, tags, 2, &tx), 0);
+    assert_int_equal(cache_bump_once(c, &tags[1], 1, &none), 0);
+    assert_int_equal(cache_bump_once(c, &tags[1], 1, NULL), 0);
+    assert_int_equal(c->ops->tag_gens(c->self, tags, 2, h), 0);
+    assert_true(h[0] == g[0] + 2);
+    assert_true(h[1] == g[1] + 4);
+    cache_free(c);
+}
+
 static void test_memory_global_tag_never_shares_a_slot(void **state)
 {
     (void)state;
@@ -613,6 +635,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_create_rejects_bad_args),
+        cmocka_unit_test(test_memory_bump_once_counts_every_bump),
         cmocka_unit_test(test_memory_set_get_release),
         cmocka_unit_test(test_memory_replace_while_reference_held_keeps_old_bytes),
         cmocka_unit_test(test_memory_del_removes_key),

@@ -83,11 +83,51 @@ static void test_notify_bounds(void **state)
     assert_int_equal(notify_parse(big, &msg), -1);
 }
 
+/* tx names the transaction ("<txid>.<start in µs>"); an older trigger
+ * sends none, and anything but a short string of [0-9A-Za-z._-] counts as
+ * none, so the tags are still bumped, only not once between instances. */
+static void test_notify_transaction_name(void **state)
+{
+    static const char *none[] = {
+        "{\"tags\":[\"user:1\"]}",
+        "{\"tags\":[\"user:1\"],\"tx\":7}", /* a number: not what our trigger sends */
+        "{\"tags\":[\"user:1\"],\"tx\":\"\"}",
+        "{\"tags\":[\"user:1\"],\"tx\":\"7/8\"}", /* '/' ends it in a marker key */
+        "{\"tags\":[\"user:1\"],\"tx\":\"7 8\"}",
+        "{\"tags\":[\"user:1\"],\"tx\":\"7:8\"}",
+        "{\"tags\":[\"user:1\"],\"tx\":null}",
+        "{\"tags\":[\"user:1\"],\"tx\":\"12345678901234567890123456789012345678901234567890"
+        "123456789012345\"}", /* 65 bytes */
+    };
+    (void)state;
+    assert_int_equal(notify_parse("{\"tags\":[\"user:1\"],\"tx\":\"7821.1700000000120004\"}", &msg),
+                     0);
+    assert_int_equal(msg.txlen, 21);
+    assert_string_equal(msg.tx, "7821.1700000000120004");
+    assert_int_equal(notify_parse("{\"tags\":[\"user:1\"],\"tx\":\"123456789012345678901234567890"
+                                  "12345678901234567890123456789_-.aZ\"}",
+                                  &msg),
+                     0);
+    assert_int_equal(msg.txlen, 64); /* the longest */
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        assert_int_equal(notify_parse("{\"tags\":[\"user:1\"],\"tx\":\"9\"}", &msg), 0);
+        assert_int_equal(msg.txlen, 1);
+        assert_int_equal(notify_parse(none[i], &msg), 0);
+        assert_int_equal(msg.txlen, 0);
+        assert_string_equal(msg.tx, "");
+    }
+    /* a refused payload leaves no tx behind */
+    assert_int_equal(notify_parse("{\"tags\":[\"user:1\"],\"tx\":\"9\"}", &msg), 0);
+    assert_int_equal(notify_parse("{\"tx\":\"9\"}", &msg), -1);
+    assert_int_equal(msg.txlen, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_notify_parses_tags_and_timestamp),
         cmocka_unit_test(test_notify_refuses_what_does_not_name_its_tags),
+        cmocka_unit_test(test_notify_transaction_name),
         cmocka_unit_test(test_notify_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
