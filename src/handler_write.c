@@ -182,7 +182,7 @@ static bool bumps_apply(struct handler *h, struct handler_worker *w)
         v = (struct rc_str *)&all;
         n = 1;
     }
-    /* Bumped after the commit: with the transaction's id, so that the
+    /* Bumped after the commit: with the transaction's name, so that the
      * other instances' listeners, hearing the same notifications, leave
      * these tags (and the answer written through under them) alone. */
     left = cache_bump_once(h->cache, v, n, &w->own_tx);

@@ -29,10 +29,10 @@
  *
  * Read-your-writes across instances: a write answers after Redis executed
  * its INCRs and PUBLISH (or found them done for its transaction by another
- * instance, whose PUBLISH then went out with them); Redis writes the message to every subscriber in
- * the same event-loop pass. From then on another instance either still
- * has the bytes in its socket (step 1 sends the read to Redis) or has
- * applied them (step 2 rejects the item). The remaining window is the
+ * instance, whose PUBLISH then went out with them); Redis writes the
+ * message to every subscriber in the same event-loop pass. From then on
+ * another instance either still has the bytes in its socket (step 1 sends
+ * the read to Redis) or has applied them (step 2 rejects the item). The remaining window is the
  * network delay from Redis to that instance, which on one host is shorter
  * than the client's next request, and across hosts is one link's latency.
  *
