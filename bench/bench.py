@@ -295,8 +295,8 @@ def halfpeak_target(rows):
 
 def idle_poll():
     """Keeps every CPU out of halt while the returned descriptor is open
-    (a PM QoS request of 0 µs exit latency on /dev/cpu_dma_latency, what
-    tuned's latency-performance profile holds): (fd, None), or (None, why)."""
+    (a PM QoS request of 0 µs exit latency on /dev/cpu_dma_latency, the
+    knob latency-tuning profiles use): (fd, None), or (None, why)."""
     try:
         fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
     except OSError as e:

@@ -21,7 +21,9 @@
  * measured, the rate achieved, non-2xx answers, socket errors, and the
  * latency percentiles in microseconds. Exits 1 when the run could not be
  * made (no connection, the server fell 100,000 requests behind, or more
- * than 1% of the answers were errors), after printing what it saw.
+ * than 1% of the answers were errors), after printing what it saw; with
+ * no server at all it gives up 2 s after the run's end. Exits 2 on bad
+ * arguments (PATH_FORMAT must hold exactly one %d and no other %).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -190,7 +192,7 @@ static long response_len(const char *buf, size_t len, int *status, int *close_af
             if (eol == NULL)
                 return 0;
             sz = strtoul(buf + off, &e, 16);
-            if (e == buf + off)
+            if (e == buf + off || sz > RBUF_SIZE) /* more than a response may hold */
                 return -1;
             off = (size_t)(eol - buf) + 2;
             if (sz == 0)
@@ -267,6 +269,13 @@ static double pct_us(double p)
     return (double)P.lat[i < P.nlat ? i : P.nlat - 1] / 1000.0;
 }
 
+/* The path format is handed to snprintf with one int: exactly one "%d". */
+static int path_fmt_ok(const char *f)
+{
+    const char *p = strchr(f, '%');
+    return p != NULL && p[1] == 'd' && strchr(p + 2, '%') == NULL && strlen(f) < REQ_MAX / 2;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: pace -c CONNS -r RATE -d SECONDS [-w WARMUP] [-n IDS] [-s SEED] "
@@ -279,7 +288,7 @@ int main(int argc, char **argv)
     int opt, nconns = 0, ep, failed = 0;
     double rate = 0, dur = 0, warm = 0;
     conn_t *cs;
-    uint64_t *queue, qhead = 0, qtail = 0, interval, start, next, end, sent = 0;
+    uint64_t *queue, qhead = 0, qtail = 0, interval, start, next, end;
     uint64_t late = 0, max_queue = 0;
     unsigned cursor = 0;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
@@ -315,6 +324,10 @@ int main(int argc, char **argv)
     if (optind != argc - 1 || nconns < 1 || nconns > 4096 || rate <= 0 || rate > 1e7 || dur <= 0 ||
         dur > 600 || warm < 0 || warm > 600 || P.ids == 0)
         usage();
+    if (!path_fmt_ok(P.path_fmt)) {
+        fprintf(stderr, "pace: -p takes a path with exactly one %%d and no other %%\n");
+        return 2;
+    }
     snprintf(host, sizeof(host), "%s", argv[optind]);
     if ((colon = strrchr(host, ':')) == NULL)
         usage();
@@ -328,11 +341,17 @@ int main(int argc, char **argv)
     ep = epoll_create1(EPOLL_CLOEXEC);
     cs = calloc((size_t)nconns, sizeof(*cs));
     queue = calloc(QUEUE_MAX, sizeof(*queue));
-    if (ep < 0 || cs == NULL || queue == NULL)
+    if (ep < 0 || cs == NULL || queue == NULL) {
+        fprintf(stderr, "pace: out of memory or descriptors\n");
         return 1;
+    }
     for (int i = 0; i < nconns; i++) {
         cs[i].fd = -1;
-        if ((cs[i].rbuf = malloc(RBUF_SIZE)) == NULL || conn_open(&cs[i], ep) < 0) {
+        if ((cs[i].rbuf = malloc(RBUF_SIZE)) == NULL) {
+            fprintf(stderr, "pace: out of memory\n");
+            return 1;
+        }
+        if (conn_open(&cs[i], ep) < 0) {
             fprintf(stderr, "pace: cannot connect to %s: %s\n", argv[optind], strerror(errno));
             return 1;
         }
@@ -376,16 +395,17 @@ int main(int argc, char **argv)
                 continue;
             }
             qhead++;
-            sent++;
         }
-        if (next >= end && qhead == qtail) {
+        if (next >= end) {
             int out = 0;
             for (int i = 0; i < nconns; i++)
                 out += cs[i].busy;
-            if (out == 0)
+            if (out == 0 && qhead == qtail)
                 break;
-            if (now > end + 2000000000ULL) { /* 2 s for the last answers */
-                P.errors += (uint64_t)out;
+            /* 2 s for the last answers; requests never sent (no connection
+             * could be made) fail then too, so a dead server ends the run */
+            if (now > end + 2000000000ULL) {
+                P.errors += (uint64_t)out + (qtail - qhead);
                 break;
             }
         }
@@ -397,8 +417,10 @@ int main(int argc, char **argv)
             to.tv_nsec = (long)(wait % 1000000000ULL);
         }
         n = epoll_pwait2(ep, evs, 256, &to, NULL);
-        if (n < 0 && errno != EINTR)
+        if (n < 0 && errno != EINTR) {
+            fprintf(stderr, "pace: epoll_pwait2: %s\n", strerror(errno));
             return 1;
+        }
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
             int bad = 0;
@@ -429,7 +451,6 @@ out:
            (unsigned long long)P.errors, (unsigned long long)P.reconnects, (unsigned long long)late,
            (unsigned long long)max_queue, pct_us(50), pct_us(90), pct_us(99), pct_us(99.9),
            pct_us(100));
-    (void)sent;
     if (!failed && P.nlat > 0 && (P.non2xx + P.errors) * 100 > P.nlat)
         failed = 1;
     return failed || P.nlat == 0;
