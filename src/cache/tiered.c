@@ -29,12 +29,20 @@
  *
  * Read-your-writes across instances: a write answers after Redis executed
  * its INCRs and PUBLISH (or found them done for its transaction by another
- * instance, whose PUBLISH then went out with them); Redis writes the
- * message to every subscriber in the same event-loop pass. From then on
- * another instance either still has the bytes in its socket (step 1 sends
- * the read to Redis) or has applied them (step 2 rejects the item). The remaining window is the
- * network delay from Redis to that instance, which on one host is shorter
- * than the client's next request, and across hosts is one link's latency.
+ * instance's script, which published them) and after one more round trip,
+ * the fence (l2_fence). Redis queues the message to every subscriber in
+ * the pass that runs the script and writes all queued replies before it
+ * waits for input again; the writer's own reply is one of them, and not
+ * necessarily the last (Redis 7 writes the most recently queued client
+ * first). A PING sent once that reply has arrived is read in a later
+ * pass, so its answer proves that every subscriber's socket has the
+ * message. From then on another instance either still has the bytes in
+ * its socket (step 1 sends the read to Redis) or has applied them (step 2
+ * rejects the item). Without the fence a Redis descheduled between those
+ * writes (CPU contention, a VM's stolen time) let a read through another
+ * instance on the same host be answered from L1, stale (seen in CI).
+ * Across hosts the remaining window is the difference between the
+ * network delays from Redis to the two instances.
  *
  * The handler sees one provider: get() answers from L1 or L2 (so the
  * provider is `remote`), and get_local() from L1 alone, which costs no
@@ -241,6 +249,16 @@ static int ti_tag_gens(void *self, const struct rc_str *tags, size_t ntags, uint
     return t->l2->ops->tag_gens(t->l2->self, tags, ntags, gens);
 }
 
+/* After a bump or purge Redis published: one PING round trip, so that
+ * every subscriber's socket has the message before the write answers (the
+ * header comment). Its failure changes nothing the op reported: the
+ * message was queued with the op's reply, and a subscription that lost
+ * it is a dropped one, whose L1 does not serve. */
+static void l2_fence(struct tiered *t)
+{
+    (void)t->l2->ops->ping(t->l2->self);
+}
+
 /* Redis first (INCR + PUBLISH), then L1, whatever Redis said: a local
  * reader that fills L1 in between does so from a Redis that already has
  * the bump, or under a snapshot the L1 bump then invalidates. */
@@ -249,6 +267,8 @@ static int ti_bump_tags(void *self, const struct rc_str *tags, size_t ntags)
     struct tiered *t = self;
     int rc = t->l2->ops->bump_tags(t->l2->self, tags, ntags);
     (void)t->l1->ops->bump_tags(t->l1->self, tags, ntags);
+    if (rc == 0)
+        l2_fence(t);
     return rc;
 }
 
@@ -261,6 +281,8 @@ static int ti_bump_tags_once(void *self, const struct rc_str *tags, size_t ntags
     struct tiered *t = self;
     int rc = cache_bump_once(t->l2, tags, ntags, token);
     (void)t->l1->ops->bump_tags(t->l1->self, tags, ntags);
+    if (rc >= 0)
+        l2_fence(t);
     return rc;
 }
 
@@ -271,6 +293,8 @@ static int ti_bump_tags_soft(void *self, const struct rc_str *tags, size_t ntags
     struct tiered *t = self;
     int rc = t->l2->ops->bump_tags_soft(t->l2->self, tags, ntags);
     (void)t->l1->ops->bump_tags(t->l1->self, tags, ntags);
+    if (rc == 0)
+        l2_fence(t);
     return rc;
 }
 
@@ -296,6 +320,8 @@ static int ti_purge(void *self, const char *pattern, uint64_t *deleted)
     if (pattern == NULL)
         (void)t->l1->ops->bump_tags(t->l1->self, &all, 1);
     (void)t->l1->ops->purge(t->l1->self, pattern, &local);
+    if (rc == 0)
+        l2_fence(t);
     return rc;
 }
 
