@@ -7,7 +7,7 @@
  *   prefix "e:" key     an encoded entry (entry.h), SET with PX ttl
  *   prefix "tag:" tag   a tag's generation, an INCR counter (absent = 0)
  *   prefix "meta:run_id" the run_id of the Redis process that last reset
- *                       the generations (see redis.c: restarts)
+ *                       the generations (see redis_conn.c: restarts)
  *   channel prefix "invalidate"   bumps and purges, when publishing
  *
  * The tiered provider (tiered.c) also uses the subscription below: a

@@ -1,6 +1,6 @@
 /*
  * redis_reader.h - what a hiredis reader holds between reads. Included by
- * redis.c (the only hiredis user) and its unit test, nothing else.
+ * the Redis provider's files (redis_int.h) and its unit test, nothing else.
  */
 #ifndef RC_CACHE_REDIS_READER_H
 #define RC_CACHE_REDIS_READER_H

@@ -1,7 +1,7 @@
 /*
  * redis_sub.h - inside the redis provider: the subscription thread of the
  * tiered provider (redis_sub.c), and the connection it drives, which
- * redis.c provides so that hiredis stays in redis.c alone.
+ * redis_link.c provides so that hiredis stays in the provider's own files.
  *
  * Not a public interface: tiered.c uses redis.h's cache_redis_subscribe,
  * cache_redis_sub_quiet and cache_redis_sub_epoch.
@@ -20,11 +20,11 @@
  * message, so a subscriber must take this many tags at once. */
 #define REDIS_PENDING_MAX 1024
 
-struct redis;      /* the provider (redis.c) */
-struct redis_link; /* a logged-in, subscribed connection (redis.c) */
+struct redis;      /* the provider (redis_int.h) */
+struct redis_link; /* a logged-in, subscribed connection (redis_link.c) */
 struct redis_sub;  /* the subscriber (redis_sub.c) */
 
-/* ---- redis.c ---- */
+/* ---- redis_link.c ---- */
 
 /* Connect, log in and SUBSCRIBE to the provider's channel. NULL + err. */
 struct redis_link *redis_link_open(struct redis *r, char *err) RC_MUSTCHECK;
