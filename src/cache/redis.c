@@ -138,7 +138,7 @@ static int add_once_cmd(struct redis *r, buf *out, buf *scratch, const struct rc
         argv[a] = tags[i].s;
         lens[a] = tags[i].len;
     }
-    return redis_add_cmd(out, (int)a, argv, lens);
+    return resp_command(out, (int)a, argv, lens);
 }
 
 /* ---- the provider ops ------------------------------------------------------ */
@@ -173,7 +173,7 @@ static int rd_get(void *self, const char *key, size_t klen, const struct rc_str 
     argv[0] = "GET";
     lens[0] = 3;
     argv[1] = redis_mk_key(r, &t->scratch, "e:", key, klen, &lens[1]);
-    if (redis_add_cmd(&t->out, 2, argv, lens) < 0)
+    if (resp_command(&t->out, 2, argv, lens) < 0)
         goto oom;
     if (ntags > 0) {
         argv[0] = "MGET";
@@ -181,7 +181,7 @@ static int rd_get(void *self, const char *key, size_t klen, const struct rc_str 
         for (size_t i = 0; i < ntags; i++)
             argv[i + 1] =
                 redis_mk_key(r, &t->scratch, "tag:", tags[i].s, tags[i].len, &lens[i + 1]);
-        if (redis_add_cmd(&t->out, (int)ntags + 1, argv, lens) < 0)
+        if (resp_command(&t->out, (int)ntags + 1, argv, lens) < 0)
             goto oom;
         ncmds = 2;
     }
@@ -294,7 +294,7 @@ static int rd_tag_gens(void *self, const struct rc_str *tags, size_t ntags, uint
     lens[0] = 4;
     for (size_t i = 0; i < ntags; i++)
         argv[i + 1] = redis_mk_key(r, &t->scratch, "tag:", tags[i].s, tags[i].len, &lens[i + 1]);
-    if (redis_add_cmd(&t->out, (int)ntags + 1, argv, lens) < 0)
+    if (resp_command(&t->out, (int)ntags + 1, argv, lens) < 0)
         goto oom;
     if (redis_op_run(r, t, how, 1, &rep, "tag_gens") < 0)
         return -1;
@@ -591,7 +591,7 @@ static void rd_tick(void *self)
 
     if (t == NULL)
         return;
-    if (redis_add_cmd(&t->out, 1, a1, l1) < 0 || redis_add_cmd(&t->out, 2, a2, l2) < 0) {
+    if (resp_command(&t->out, 1, a1, l1) < 0 || resp_command(&t->out, 2, a2, l2) < 0) {
         redis_op_abort(r, t, how);
         return;
     }

@@ -58,17 +58,6 @@ void redis_log_error(const char *event, const char *what, const char *err)
 
 /* ---- RESP over rconn ------------------------------------------------------ */
 
-int redis_add_cmd(buf *out, int argc, const char **argv, const size_t *lens)
-{
-    char *cmd = NULL;
-    int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    if (n < 0)
-        return -1;
-    int rc = buf_append(out, cmd, (size_t)n);
-    redisFreeCommand(cmd);
-    return rc;
-}
-
 void redis_free_replies(redisReply **rep, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -157,7 +146,7 @@ int redis_add_bump_cmds(struct redis *r, buf *out, buf *scratch, const struct rc
         const char *argv[3] = {soft ? "INCRBY" : "INCR", NULL, unit};
         size_t lens[3] = {soft ? 6 : 4, 0, (size_t)ulen};
         argv[1] = redis_mk_key(r, scratch, "tag:", tags[i].s, tags[i].len, &lens[1]);
-        rc = argv[1] != NULL ? redis_add_cmd(out, soft ? 3 : 2, argv, lens) : -1;
+        rc = argv[1] != NULL ? resp_command(out, soft ? 3 : 2, argv, lens) : -1;
         (*ncmds)++;
     }
     if (rc == 0 && r->publish) {
@@ -166,7 +155,7 @@ int redis_add_bump_cmds(struct redis *r, buf *out, buf *scratch, const struct rc
         if (rc == 0) {
             const char *argv[3] = {"PUBLISH", r->channel, msg.data};
             size_t lens[3] = {7, r->chlen, msg.len};
-            rc = redis_add_cmd(out, 3, argv, lens);
+            rc = resp_command(out, 3, argv, lens);
             (*ncmds)++;
         }
         buf_free(&msg);
@@ -254,7 +243,7 @@ static int reset_generations(struct redis *r, struct rconn *c, redisReader *rd, 
         const char *argv[3] = {
             "SET", redis_mk_key(r, &scratch, "", META_RUN_ID, strlen(META_RUN_ID), &mlen), run_id};
         size_t lens[3] = {3, mlen, strlen(run_id)};
-        if (argv[1] != NULL && redis_add_cmd(&out, 3, argv, lens) == 0 &&
+        if (argv[1] != NULL && resp_command(&out, 3, argv, lens) == 0 &&
             redis_roundtrip(c, rd, &out, ncmds + 1, rep, rc_mono_ms() + r->command_timeout_ms,
                             err) == 0) {
             rc = is_error(rep[0]) ? rc_err(err, "INCR: %s", rep[0]->str) : 0;
@@ -311,7 +300,7 @@ int redis_conn_open(struct redis *r, bool data, struct rconn **cp, redisReader *
         argv[n] = r->url.password;
         lens[n++] = strlen(r->url.password);
         auth = ncmds++;
-        fmt_failed |= redis_add_cmd(&out, n, argv, lens) < 0;
+        fmt_failed |= resp_command(&out, n, argv, lens) < 0;
     }
     if (data && r->url.db != 0) {
         snprintf(db, sizeof(db), "%d", r->url.db);
@@ -320,7 +309,7 @@ int redis_conn_open(struct redis *r, bool data, struct rconn **cp, redisReader *
         lens[0] = 6;
         lens[1] = strlen(db);
         sel = ncmds++;
-        fmt_failed |= redis_add_cmd(&out, 2, argv, lens) < 0;
+        fmt_failed |= resp_command(&out, 2, argv, lens) < 0;
     }
     /* Every connection asks something, so a server that wants a password
      * we did not give says so here (NOAUTH) rather than on first use. */
@@ -329,7 +318,7 @@ int redis_conn_open(struct redis *r, bool data, struct rconn **cp, redisReader *
     lens[0] = 4;
     lens[1] = 6;
     info = ncmds++;
-    fmt_failed |= redis_add_cmd(&out, 2, argv, lens) < 0;
+    fmt_failed |= resp_command(&out, 2, argv, lens) < 0;
     if (data) {
         snprintf(mkey, sizeof(mkey), "%s%s", r->prefix, META_RUN_ID);
         argv[0] = "GET";
@@ -337,7 +326,7 @@ int redis_conn_open(struct redis *r, bool data, struct rconn **cp, redisReader *
         lens[0] = 3;
         lens[1] = strlen(mkey);
         meta = ncmds++;
-        fmt_failed |= redis_add_cmd(&out, 2, argv, lens) < 0;
+        fmt_failed |= resp_command(&out, 2, argv, lens) < 0;
     }
     *why = RCONN_TRANSIENT;
     if (fmt_failed) {
@@ -578,7 +567,7 @@ int redis_simple_op(struct redis *r, const char *what, int argc, const char **ar
             goto oom;
         argv[keyarg] = redis_mk_key(r, &t->scratch, ns, argv[keyarg], lens[keyarg], &lens[keyarg]);
     }
-    if (redis_add_cmd(&t->out, argc, argv, lens) < 0)
+    if (resp_command(&t->out, argc, argv, lens) < 0)
         goto oom;
     return redis_op_run(r, t, how, 1, rep, what);
 oom:

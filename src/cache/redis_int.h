@@ -19,6 +19,7 @@
 #include "rconn.h"
 #include "redis.h"
 #include "redis_url.h"
+#include "resp.h"
 
 #include <hiredis/hiredis.h>
 
@@ -99,8 +100,6 @@ static inline bool str_is(const redisReply *r, const char *s)
 /* A WARN line: event, the operation and the error. */
 void redis_log_error(const char *event, const char *what, const char *err);
 
-/* Append one command (RESP array of bulk strings) to out. -1: no memory. */
-int redis_add_cmd(buf *out, int argc, const char **argv, const size_t *lens) RC_MUSTCHECK;
 void redis_free_replies(redisReply **rep, size_t n);
 /* Send out, read n replies into rep[] before deadline (monotonic ms).
  * -1 + err: the connection is unusable. */

@@ -36,7 +36,7 @@ struct redis_link *redis_link_open(struct redis *r, char *err)
         return NULL;
     }
     buf_init(&out, 0);
-    rc = redis_add_cmd(&out, 2, argv, lens) < 0
+    rc = resp_command(&out, 2, argv, lens) < 0
              ? rc_err(err, "out of memory")
              : redis_roundtrip(l->conn, l->reader, &out, 1, &rep,
                                rc_mono_ms() + r->command_timeout_ms, err);

@@ -27,7 +27,7 @@ static int add_unlock_cmd(struct redis *r, buf *out, buf *scratch, const char *k
     if (buf_reserve(scratch, r->plen + 5 + klen) < 0)
         return -1;
     argv[3] = redis_mk_key(r, scratch, "lock:", key, klen, &lens[3]);
-    return argv[3] != NULL ? redis_add_cmd(out, 5, argv, lens) : -1;
+    return argv[3] != NULL ? resp_command(out, 5, argv, lens) : -1;
 }
 
 static void unlock_keep(struct redis *r, const struct unlock_later *u)
