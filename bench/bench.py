@@ -46,7 +46,9 @@ LUA = os.path.join(BENCH, "wrk", "load.lua")
 
 # Sizes of the two modes. The full run follows the issue; the quick one only
 # proves, in well under a minute, that every step still works.
-FULL = dict(users=100000, ws=10000, runs=3, duration=10, warmup=3, conns=32,
+# hit_runs: the hit section's rounds; its ratios are the targets', so it
+# gets more than the others' three.
+FULL = dict(users=100000, ws=10000, runs=3, hit_runs=5, duration=10, warmup=3, conns=32,
             hit_set=["noop", "static", "fcgicache", "memory_uniform", "memory_zipf",
                      "redis_uniform", "redis_zipf", "tiered_uniform", "tiered_zipf"],
             scale_small=1000, scale_block=100000, scale_blocks=10,
@@ -535,6 +537,8 @@ class Bench:
             v = getattr(args, k)
             if v is not None:
                 self.P[k] = v
+        if args.runs is not None:
+            self.P["hit_runs"] = args.runs
         self.P["ws"] = min(self.P["ws"], self.P["users"])
         self.is_root = os.geteuid() == 0
         self.procs = Procs()
@@ -912,16 +916,21 @@ class Bench:
                 flags.append("keys ran out: %d repeats" % wraps)
             r["flags"] = flags
 
-    def interleaved(self, cfgs, warmup=True):
-        """cfgs: [(row id, port, env, kwargs)]; a warm-up of each, then run
-        after run in turns, so that a slow drift of the machine hits every
-        configuration alike."""
+    def interleaved(self, cfgs, warmup=True, runs=None):
+        """cfgs: [(row id, port, env, kwargs)]; a warm-up of each, then
+        rounds of one run each, in turns, so that a slow drift of the machine
+        hits every configuration alike. Every other round runs in reverse
+        order (A B C, C B A, ...), so a steady drift also cancels out between
+        neighbours. Each run records its round: paired_ratio() compares two
+        configurations round by round."""
         if warmup and self.P["warmup"]:
             for rid, port, env, kw in cfgs:
                 self.wrk(rid + "-warmup", port, env, duration=self.P["warmup"])
-        for i in range(self.P["runs"]):
-            for rid, port, env, kw in cfgs:
-                self.record(rid, self.wrk_redo(rid, port, env, **kw))
+        for i in range(runs or self.P["runs"]):
+            for rid, port, env, kw in (cfgs if i % 2 == 0 else cfgs[::-1]):
+                res = self.wrk_redo(rid, port, env, **kw)
+                res["round"] = i
+                self.record(rid, res)
 
     def disturbed(self, res):
         c = res["cpu"]
@@ -1056,10 +1065,16 @@ class Bench:
                 ("memory_uniform", self.rc.port, self.uniform(ws), {}),
                 ("memory_zipf", self.rc.port, self.zipf(ws), {})]
         cfgs += self.redis_hit_configs(ws)
-        cfgs = [c for c in cfgs if c[0] in P["hit_set"]]
-        say("hits: %d configurations, %d run(s) of %g s each, interleaved"
-            % (len(cfgs), P["runs"], P["duration"]))
-        self.interleaved(cfgs)
+        # The targets' pairs run back to back in every round: no-op and
+        # memory, memory and tiered, tiered and redis (memory's other
+        # neighbour); the references and Zipf after them.
+        order = ["noop", "memory_uniform", "tiered_uniform", "redis_uniform", "static",
+                 "fcgicache", "memory_zipf", "tiered_zipf", "redis_zipf"]
+        cfgs = sorted((c for c in cfgs if c[0] in P["hit_set"]), key=lambda c: order.index(c[0]))
+        runs = P.get("hit_runs") or P["runs"]
+        say("hits: %d configurations, %d round(s) of %g s each, interleaved"
+            % (len(cfgs), runs, P["duration"]))
+        self.interleaved(cfgs, runs=runs)
         for i in (1, ws // 2, ws):
             self.expect(self.rc.port, "/api/users/%d" % i, "x-cache", "HIT", "after the hit runs")
         if P["halfpeak"]:
@@ -1580,6 +1595,27 @@ def fmt_mib(v):
     return "%.1f MiB" % (v / 2**20)
 
 
+def paired_ratio(rows, a, ref):
+    """(median, min, max, rounds) of a's req/s over ref's, taken round by
+    round (the two ran in the same round of interleaved(), back to back
+    where the order puts them so); or the ratio of the medians, with
+    rounds 0, when the runs carry no round (results.json of older runs, or
+    rows measured apart); None when either is missing. Pairing cancels what
+    drifts between rounds, which the ratio of two medians does not."""
+    ra, rb = rows.get(a), rows.get(ref)
+    if not ra or not rb or not ra.get("runs") or not rb.get("runs"):
+        return None
+    by_round = {x["round"]: x["rps"] for x in rb["runs"] if x.get("round") is not None}
+    rs = [x["rps"] / by_round[x["round"]] for x in ra["runs"]
+          if x.get("round") is not None and by_round.get(x["round"])]
+    if rs:
+        return statistics.median(rs), min(rs), max(rs), len(rs)
+    x, y = ra.get("rps_med"), rb.get("rps_med")
+    if not x or not y:
+        return None
+    return x / y, x / y, x / y, 0
+
+
 def write_results(b, out, ok):
     P = b.P
     b.summarise()
@@ -1606,8 +1642,8 @@ def write_results(b, out, ok):
         return r.get("rps_med") if r and r.get("runs") else None
 
     def ratio(a, bb):
-        x, y = med(a), med(bb)
-        return None if not x or not y else x / y
+        v = paired_ratio(rows, a, bb)
+        return None if v is None else v[0]
 
     def rcell(rid, ref):
         v = ratio(rid, ref)
@@ -1634,15 +1670,20 @@ def write_results(b, out, ok):
            "connections, `--latency`) on CPU %d"
            % (b.args.threads, b.server_cpu, P["conns"], b.client_cpu)) if b.pin_server else \
         "NOT pinned (fewer than 2 CPUs)"
+    hit_runs = P.get("hit_runs") or P["runs"]
     L.append("Setup: %s; loopback only. Each configuration ran %d time(s) for %g s%s; "
-             "comparable configurations ran in turns. Shown: median, [min–max] req/s, and the "
-             "medians of wrk's p50 and p99. Flags: *noisy* when (max−min)/median > %d%%, *steal* "
+             "comparable configurations ran in turns, one run each per round, every other round "
+             "in reverse order. Shown: median, [min–max] req/s, and the medians of wrk's p50 and "
+             "p99. A ratio (×) is the median over the rounds of the two configurations' ratio "
+             "within the round, so what drifts between rounds cancels out. Flags: *noisy* when "
+             "(max−min)/median > %d%%, *steal* "
              "when the hypervisor took more than %d%% of a CPU, *disturbed* when processes not "
              "started by the benchmark used more than %d%% of a CPU during the run, "
              "*client-bound* when wrk's CPU was saturated and the servers' was not.%s "
              "PostgreSQL: %d demo users, `%s`."
              % (pin, P["runs"], P["duration"],
-                " after a %g s warm-up" % P["warmup"] if P["warmup"] else " (no warm-up)",
+                (" after a %g s warm-up" % P["warmup"] if P["warmup"] else " (no warm-up)") +
+                ("; the cache-hit configurations %d times" % hit_runs if hit_runs != P["runs"] else ""),
                 SPREAD_FLAG * 100, STEAL_FLAG * 100, FOREIGN_FLAG * 100,
                 (" A hit or scale run during which other processes used more than %d%% of a CPU "
                  "or the hypervisor took more than %d%% was done again, at most %d times; the "
@@ -1869,12 +1910,15 @@ def targets(b):
         return r.get("rps_med") if r and r.get("runs") else None
 
     def ratio_target(name, a, ref, want):
-        x, y = med(a), med(ref)
-        if x is None or y is None:
+        pr = paired_ratio(rows, a, ref)
+        if pr is None:
             out.append((name, "not measured", "skipped"))
             return
-        v = x / y
-        out.append((name, "%.2f×" % v, "met" if v >= want else "**missed** by %s"
+        v, lo, hi, n = pr
+        what = "%.2f×" % v
+        if n > 1:
+            what += " (median of %d rounds, %.2f–%.2f)" % (n, lo, hi)
+        out.append((name, what, "met" if v >= want else "**missed** by %s"
                     % fmt_short(100 * (want - v) / want)))
 
     ratio_target("memory hit ≥ 0.9× no-op", "memory_uniform", "noop", 0.9)
