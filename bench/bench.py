@@ -204,6 +204,26 @@ def descendants(snapshot, roots):
     return ours
 
 
+def ctxt_switches(pids):
+    """Context switches, voluntary and not, of every thread of pids so far
+    (a thread that has exited is not counted)."""
+    n = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            n += int(line.split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return n
+
+
 def cpu_delta(before, after, pids):
     t = 0
     for pid in pids:
@@ -776,6 +796,7 @@ class Bench:
                                   "http://127.0.0.1:%d" % port]
         before = cpu_times()
         pbefore = proc_cpu()
+        sw_before = self.server_switches(pbefore)
         t_start = time.monotonic()
         outf = tempfile.TemporaryFile(dir=self.work)
         p = subprocess.Popen(argv, env=e, stdout=outf, stderr=subprocess.STDOUT,
@@ -795,6 +816,7 @@ class Bench:
                 p.kill()
                 p.wait()
         cpu = self.cpu_during(before, pbefore, t_start)
+        cpu["server_switches"] = self.server_switches(proc_cpu()) - sw_before
         outf.seek(0)
         text = outf.read().decode("utf-8", "replace")
         outf.close()
@@ -812,6 +834,11 @@ class Bench:
         if res["errors_total"]:
             raise Fail("wrk %s: errors %r (see %s)" % (label, res["errors"], raw))
         return res
+
+    def server_switches(self, snapshot):
+        """Context switches of every process the benchmark started (the
+        servers, all pinned to the server CPU) and their threads."""
+        return ctxt_switches(descendants(snapshot, [p.popen.pid for p in self.procs.live]))
 
     def cpu_during(self, before, pbefore, t_start):
         """What the CPUs did since the snapshots taken at t_start: busy and
@@ -893,6 +920,10 @@ class Bench:
             r["rps_med"], r["rps_min"], r["rps_max"] = med, min(rps), max(rps)
             r["p50_med"] = statistics.median(x["latency_us"]["p50"] for x in runs)
             r["p99_med"] = statistics.median(x["latency_us"]["p99"] for x in runs)
+            sw = [x["cpu"]["server_switches"] / x["requests"] for x in runs
+                  if x.get("requests") and "server_switches" in x.get("cpu", {})]
+            if sw:
+                r["switches_med"] = statistics.median(sw)
             flags = []
             if len(runs) > 1 and med > 0 and (max(rps) - min(rps)) / med > SPREAD_FLAG:
                 flags.append("noisy: spread %.0f%%" % (100 * (max(rps) - min(rps)) / med))
@@ -1065,9 +1096,9 @@ class Bench:
                 ("memory_uniform", self.rc.port, self.uniform(ws), {}),
                 ("memory_zipf", self.rc.port, self.zipf(ws), {})]
         cfgs += self.redis_hit_configs(ws)
-        # The targets' pairs run back to back in every round: no-op and
-        # memory, memory and tiered, tiered and redis (memory's other
-        # neighbour); the references and Zipf after them.
+        # The targets' pairs run close together in every round: no-op and
+        # memory, then memory and tiered back to back, redis right after
+        # tiered; the references and Zipf after them.
         order = ["noop", "memory_uniform", "tiered_uniform", "redis_uniform", "static",
                  "fcgicache", "memory_zipf", "tiered_zipf", "redis_zipf"]
         cfgs = sorted((c for c in cfgs if c[0] in P["hit_set"]), key=lambda c: order.index(c[0]))
@@ -1737,10 +1768,23 @@ def write_results(b, out, ok):
         hit_ids = hit_ids[:-2]  # bench/pace rows: a table of their own below
     table(hit_ids, [("noop", "no-op"), ("static", "static"), ("fcgicache", "fastcgi_cache")])
     L.append("The no-op responder answers every request with the same headers and a body of the "
-             "mean size from memory: nothing behind this Nginx can be faster. The static files "
-             "are the same bodies as files; fastcgi_cache is Nginx answering from its own cache "
-             "(`bench/nginx/fcgicache.conf.in`; it cannot be invalidated by a write).")
+             "mean size from memory: the least work any FastCGI app behind this Nginx can do "
+             "(`bench/profile` counts its user-space instructions per request next to "
+             "respcache's). The static files are the same bodies as files; fastcgi_cache is "
+             "Nginx answering from its own cache (`bench/nginx/fcgicache.conf.in`; it cannot be "
+             "invalidated by a write).")
     L.append("")
+    sw = [(rows[rid]["label"], rows[rid]["switches_med"]) for rid in hit_ids
+          if rows.get(rid, {}).get("switches_med") is not None and not rows[rid].get("rate")]
+    if sw:
+        L.append("Context switches of the server processes (Nginx, the FastCGI app, Redis) per "
+                 "request, median of the runs: " + "; ".join("%s %.2f" % kv for kv in sw) + ". "
+                 "Least work is not always most throughput when Nginx and the app share one "
+                 "CPU: the scheduler lets a woken task that has used less CPU preempt the one "
+                 "running, so a lighter app takes the CPU from Nginx more often and each request "
+                 "costs more switches. A ratio near or above 1.00× the no-op means the hit path "
+                 "is at the ceiling.")
+        L.append("")
     latency_table(L, rows, b.facts.get("halfpeak"), P)
 
     if med("memory_miss") or med("none"):
