@@ -1105,7 +1105,20 @@ class Bench:
         runs = P.get("hit_runs") or P["runs"]
         say("hits: %d configurations, %d round(s) of %g s each, interleaved"
             % (len(cfgs), runs, P["duration"]))
+        shared = [i for i in self.instances if i.name in ("tiered", "redis")]
+        m0 = {i.name: self.metrics_of(i) for i in shared}
         self.interleaved(cfgs, runs=runs)
+        # How many of the shared-cache providers' hits were answered from the
+        # process's own memory (tiered: L1; the rest went to Redis, e.g. once
+        # an L1 entry reached tiered_l1_ttl_max).
+        for i in shared:
+            m1 = self.metrics_of(i)
+            hits = sum(v - m0[i.name].get(k, 0) for k, v in m1.items()
+                       if k.startswith("respcache_cache_requests_total{") and 'result="hit"' in k)
+            local = m1.get("respcache_cache_local_hits_total", 0) - \
+                m0[i.name].get("respcache_cache_local_hits_total", 0)
+            if hits > 0 and "respcache_cache_local_hits_total" in m1:
+                self.facts.setdefault("local_hits", {})[i.name] = {"hits": hits, "local": local}
         for i in (1, ws // 2, ws):
             self.expect(self.rc.port, "/api/users/%d" % i, "x-cache", "HIT", "after the hit runs")
         if P["halfpeak"]:
@@ -1774,6 +1787,16 @@ def write_results(b, out, ok):
              "Nginx answering from its own cache (`bench/nginx/fcgicache.conf.in`; it cannot be "
              "invalidated by a write).")
     L.append("")
+    lh = b.facts.get("local_hits") or {}
+    if lh:
+        L.append("Hits answered from the process's own memory, over all the hit runs (from "
+                 "`respcache_cache_local_hits_total`): " + "; ".join(
+                     "%s %.1f%% of %s" % (name, 100 * v["local"] / v["hits"],
+                                          "{:,.0f}".format(v["hits"]))
+                     for name, v in sorted(lh.items())) +
+                 ". A tiered hit that is not local went to Redis: its L1 entry had lived "
+                 "`tiered_l1_ttl_max` (10 s by default), or L1 could not prove it current.")
+        L.append("")
     sw = [(rows[rid]["label"], rows[rid]["switches_med"]) for rid in hit_ids
           if rows.get(rid, {}).get("switches_med") is not None and not rows[rid].get("rate")]
     if sw:

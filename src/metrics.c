@@ -380,6 +380,10 @@ int metrics_render(struct metrics *m, struct cache *cache, buf *out)
             counter(out, "respcache_cache_evictions_total",
                     "Entries evicted to stay within the byte budget.", st.evictions) < 0 ||
             counter(out, "respcache_cache_sets_total", "Entries stored.", st.sets) < 0 ||
+            counter(out, "respcache_cache_local_hits_total",
+                    "Lookups answered from this process's memory without a round trip to Redis "
+                    "(memory provider: every hit; tiered: L1 hits; redis: none).",
+                    st.local_hits) < 0 ||
             counter(out, "respcache_cache_errors_total", "Cache provider errors.", st.errors) < 0)
             return -1;
         if (st.breaker >= 0 && gauge(out, "respcache_redis_breaker_state",

@@ -46,6 +46,7 @@ struct cache_value {
 
 struct cache_stats {
     uint64_t gets, hits, misses; /* provider-level lookups */
+    uint64_t local_hits;         /* hits found in this process's memory: no round trip */
     uint64_t sets, deletes, errors, evictions;
     uint64_t keys, bytes;
     uint64_t max_bytes; /* 0 when the provider has no budget */

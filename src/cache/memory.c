@@ -551,6 +551,7 @@ static void mem_stats(void *self, struct cache_stats *out)
         pthread_mutex_unlock(&sh->lock);
     }
     out->max_bytes = m->max_bytes;
+    out->local_hits = out->hits;
 }
 
 static int mem_ping(void *self)

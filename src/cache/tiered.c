@@ -325,8 +325,9 @@ static int ti_purge(void *self, const char *pattern, uint64_t *deleted)
     return rc;
 }
 
-/* Hits of both tiers; keys and bytes are Redis's (the shared truth),
- * evictions L1's (the only tier this process bounds). */
+/* Hits of both tiers, L1's also as local_hits; keys and bytes are
+ * Redis's (the shared truth), evictions L1's (the only tier this process
+ * bounds). */
 static void ti_stats(void *self, struct cache_stats *out)
 {
     struct tiered *t = self;
@@ -336,6 +337,7 @@ static void ti_stats(void *self, struct cache_stats *out)
     t->l1->ops->stats(t->l1->self, &l1);
     out->gets = atomic_load(&t->gets);
     out->hits = atomic_load(&t->l1_hits) + atomic_load(&t->l2_hits);
+    out->local_hits = atomic_load(&t->l1_hits);
     out->misses = atomic_load(&t->misses);
     out->errors += l1.errors;
     out->evictions = l1.evictions;

@@ -355,6 +355,22 @@ class Metrics(OpsCase):
         self.assertEqual(d("respcache_db_query_duration_seconds_count"), 0,
                          "a HIT adds nothing to the database latency histogram")
 
+    def test_local_hits_count_the_hits_answered_without_redis(self):
+        uid = self.env.claim_user()
+        self.fill("/api/users/%d" % uid)  # tiered: the second GET, from Redis, filled L1
+        before = self.metrics()
+        for _ in range(2):
+            self.assertXCache(self.get("/api/users/%d" % uid), "HIT", "cached user")
+        after = self.metrics()
+        self.assertTrue(has(after, "respcache_cache_local_hits_total"),
+                        "/metrics must have respcache_cache_local_hits_total")
+        d = lambda name, **l: value(after, name, **l) - value(before, name, **l)  # noqa: E731
+        self.assertEqual(d("respcache_cache_requests_total", route="user", result="hit"), 2)
+        want = 0 if provider(self.env) == "redis" else 2
+        self.assertEqual(d("respcache_cache_local_hits_total"), want,
+                         "two HITs of a cached user answered from this process's memory: %d "
+                         "with the %s provider" % (want, provider(self.env)))
+
     def test_unmatched_path_counted_under_pseudo_route(self):
         before = self.metrics()
         for p in ("/api/nope", "/api/no/such/thing/12345", "/api/users/1/nope"):
