@@ -46,9 +46,12 @@ LUA = os.path.join(BENCH, "wrk", "load.lua")
 
 # Sizes of the two modes. The full run follows the issue; the quick one only
 # proves, in well under a minute, that every step still works.
-# hit_runs: the hit section's rounds; its ratios are the targets', so it
-# gets more than the others' three.
-FULL = dict(users=100000, ws=10000, runs=3, hit_runs=5, duration=10, warmup=3, conns=32,
+# hit_runs, hit_duration: the hit section's rounds. Its ratios are the
+# targets', so it gets more rounds than the others' three, and shorter ones:
+# the two runs of a pair are then closer in time, and the machine's swings
+# (seen: 20% between neighbouring 10 s runs) weigh less on their ratio.
+FULL = dict(users=100000, ws=10000, runs=3, hit_runs=10, hit_duration=5, duration=10, warmup=3,
+            conns=32,
             hit_set=["noop", "static", "fcgicache", "memory_uniform", "memory_zipf",
                      "redis_uniform", "redis_zipf", "tiered_uniform", "tiered_zipf"],
             scale_small=1000, scale_block=100000, scale_blocks=10,
@@ -559,6 +562,8 @@ class Bench:
                 self.P[k] = v
         if args.runs is not None:
             self.P["hit_runs"] = args.runs
+        if args.duration is not None:
+            self.P["hit_duration"] = args.duration
         self.P["ws"] = min(self.P["ws"], self.P["users"])
         self.is_root = os.geteuid() == 0
         self.procs = Procs()
@@ -1103,8 +1108,10 @@ class Bench:
                  "fcgicache", "memory_zipf", "tiered_zipf", "redis_zipf"]
         cfgs = sorted((c for c in cfgs if c[0] in P["hit_set"]), key=lambda c: order.index(c[0]))
         runs = P.get("hit_runs") or P["runs"]
+        dur = P.get("hit_duration") or P["duration"]
+        cfgs = [(rid, port, env, dict(kw, duration=dur)) for rid, port, env, kw in cfgs]
         say("hits: %d configurations, %d round(s) of %g s each, interleaved"
-            % (len(cfgs), runs, P["duration"]))
+            % (len(cfgs), runs, dur))
         shared = [i for i in self.instances if i.name in ("tiered", "redis")]
         m0 = {i.name: self.metrics_of(i) for i in shared}
         self.interleaved(cfgs, runs=runs)
@@ -1727,7 +1734,10 @@ def write_results(b, out, ok):
              "PostgreSQL: %d demo users, `%s`."
              % (pin, P["runs"], P["duration"],
                 (" after a %g s warm-up" % P["warmup"] if P["warmup"] else " (no warm-up)") +
-                ("; the cache-hit configurations %d times" % hit_runs if hit_runs != P["runs"] else ""),
+                ("; the cache-hit configurations %d times for %g s" % (
+                    hit_runs, P.get("hit_duration") or P["duration"])
+                 if (hit_runs, P.get("hit_duration") or P["duration"]) != (P["runs"], P["duration"])
+                 else ""),
                 SPREAD_FLAG * 100, STEAL_FLAG * 100, FOREIGN_FLAG * 100,
                 (" A hit or scale run during which other processes used more than %d%% of a CPU "
                  "or the hypervisor took more than %d%% was done again, at most %d times; the "
