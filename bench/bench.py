@@ -50,8 +50,10 @@ LUA = os.path.join(BENCH, "wrk", "load.lua")
 # targets', so it gets more rounds than the others' three, and shorter ones:
 # the two runs of a pair are then closer in time, and the machine's swings
 # (seen: 20% between neighbouring 10 s runs) weigh less on their ratio.
-FULL = dict(users=100000, ws=10000, runs=3, hit_runs=10, hit_duration=5, duration=10, warmup=3,
-            conns=32,
+# miss_runs: the miss runs are short (there are only so many users never
+# asked for), so they get more rounds too.
+FULL = dict(users=100000, ws=10000, runs=3, hit_runs=10, hit_duration=5, miss_runs=6,
+            duration=10, warmup=3, conns=32,
             hit_set=["noop", "static", "fcgicache", "memory_uniform", "memory_zipf",
                      "redis_uniform", "redis_zipf", "tiered_uniform", "tiered_zipf"],
             scale_small=1000, scale_block=100000, scale_blocks=10,
@@ -561,7 +563,7 @@ class Bench:
             if v is not None:
                 self.P[k] = v
         if args.runs is not None:
-            self.P["hit_runs"] = args.runs
+            self.P["hit_runs"] = self.P["miss_runs"] = args.runs
         if args.duration is not None:
             self.P["hit_duration"] = args.duration
         self.P["ws"] = min(self.P["ws"], self.P["users"])
@@ -1253,12 +1255,18 @@ class Bench:
                               "for every request to be a key never seen" % (dur, P["duration"],
                                                                             "{:,}".format(n)))
         self.facts["miss_duration"] = dur
-        for i in range(P["runs"]):
-            self.rc.restart()
-            for rid, inst in (("memory_miss", self.rc), ("none", self.none)):
+        # Rounds as in interleaved(): both instances freshly started before
+        # their run (the memory one for an empty cache, the other so that a
+        # process's first seconds weigh on both alike), the order reversed
+        # every other round, each run tagged with its round for the ratio.
+        pair = [("memory_miss", self.rc), ("none", self.none)]
+        for i in range(P.get("miss_runs") or P["runs"]):
+            for rid, inst in (pair if i % 2 == 0 else pair[::-1]):
+                inst.restart()
                 self.pg_reset()
                 res = self.wrk(rid, inst.port, env, duration=dur)
                 q = self.pg_counts()
+                res["round"] = i
                 self.record(rid, res, {"db_reads_per_request": round(q["read"] / res["requests"], 3)})
             self.expect(self.rc.port, "/api/users/1", "x-cache", "HIT", "a miss run stored its entries")
         self.rc.restart()
@@ -1830,7 +1838,9 @@ def write_results(b, out, ok):
                 L.append("- %s: %s PostgreSQL user queries per request (pg_stat_statements)." % (
                     r["label"], "/".join(str(x["db_reads_per_request"]) for x in r["runs"])))
         L.append("- Misses run on a freshly started respcache each time (empty cache); caching off "
-                 "is a second respcache instance with `CACHE_PROVIDER=none`.")
+                 "is a second respcache instance with `CACHE_PROVIDER=none`, also started afresh "
+                 "before each of its runs. The two alternate, one run each per round, and the "
+                 "ratio is the median of the rounds' ratios.")
         L.append("")
 
     mx = b.facts.get("mixed")
