@@ -381,8 +381,9 @@ int metrics_render(struct metrics *m, struct cache *cache, buf *out)
                     "Entries evicted to stay within the byte budget.", st.evictions) < 0 ||
             counter(out, "respcache_cache_sets_total", "Entries stored.", st.sets) < 0 ||
             counter(out, "respcache_cache_local_hits_total",
-                    "Lookups answered from this process's memory without a round trip to Redis "
-                    "(memory provider: every hit; tiered: L1 hits; redis: none).",
+                    "Lookups that found their entry in this process's memory, without a round "
+                    "trip to Redis (memory: every entry found; tiered: L1 entries proven "
+                    "current; redis: none).",
                     st.local_hits) < 0 ||
             counter(out, "respcache_cache_errors_total", "Cache provider errors.", st.errors) < 0)
             return -1;

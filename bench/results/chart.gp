@@ -1,6 +1,6 @@
 set terminal pngcairo size 1100,560 font "DejaVu Sans,10"
 set output '/work/main/bench/results/chart.png'
-set title "respcache benchmark (2026-12-07): requests per second, median and min-max of 3 run(s)"
+set title "respcache benchmark (2026-12-07): requests per second, median and min-max of the runs"
 set style fill solid 0.6 border -1
 set grid ytics
 set yrange [0:*]

@@ -74,9 +74,13 @@ static void test_lengths_across_digit_boundaries_match_hiredis(void **state)
     argv[0] = "MSET";
     lens[0] = 4;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        argv[1] = big;
+        lens[1] = sizes[i];
+        assert_same_as_hiredis("", 2, argv, lens); /* one argument of this size */
+    }
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         argv[i + 1] = big;
         lens[i + 1] = sizes[i];
-        assert_same_as_hiredis("", 2, argv, lens); /* one argument of this size */
     }
     assert_same_as_hiredis("", 13, argv, lens); /* all of them, argc with two digits */
     free(big);
@@ -98,6 +102,39 @@ static void test_many_arguments_match_hiredis(void **state)
     assert_same_as_hiredis("", N, argv, lens);
     free(argv);
     free(lens);
+}
+
+static void test_appends_after_content_across_a_reallocation(void **state)
+{
+    (void)state;
+    char before[300];
+    const char *argv[] = {"SET", "rc:e:user:id=42", "v"};
+    size_t lens[] = {3, 15, 1};
+
+    /* More than the buffer's first block, so the command lands in a
+     * buffer that grew (and moved) after the content before it. */
+    memset(before, 'p', sizeof(before) - 1);
+    before[sizeof(before) - 1] = '\0';
+    assert_same_as_hiredis(before, 3, argv, lens);
+}
+
+static void test_a_length_that_overflows_is_refused(void **state)
+{
+    (void)state;
+    const char *argv[] = {"SET", "k", "v"};
+    size_t lens[] = {3, 1, SIZE_MAX - 4};
+    buf b;
+
+    /* Refused from the lengths alone: nothing is read past argv[2][0]. */
+    buf_init(&b, 0);
+    assert_int_equal(buf_puts(&b, "abc"), 0);
+    assert_int_equal(resp_command(&b, 3, argv, lens), -1);
+    lens[2] = SIZE_MAX / 2;
+    lens[1] = SIZE_MAX / 2;
+    assert_int_equal(resp_command(&b, 3, argv, lens), -1);
+    assert_int_equal(b.len, 3);
+    assert_string_equal(b.data, "abc");
+    buf_free(&b);
 }
 
 static void test_no_arguments_and_a_full_cap_leave_the_buffer_alone(void **state)
@@ -136,6 +173,8 @@ int main(void)
         cmocka_unit_test(test_binary_empty_and_crlf_arguments_match_hiredis),
         cmocka_unit_test(test_lengths_across_digit_boundaries_match_hiredis),
         cmocka_unit_test(test_many_arguments_match_hiredis),
+        cmocka_unit_test(test_appends_after_content_across_a_reallocation),
+        cmocka_unit_test(test_a_length_that_overflows_is_refused),
         cmocka_unit_test(test_no_arguments_and_a_full_cap_leave_the_buffer_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
