@@ -765,19 +765,21 @@ class Bench:
             time.sleep(0.05)
         raise Fail("%s not answering through nginx after %d s (last: %r)" % (name, timeout, last))
 
-    def start_noop(self, body_bytes):
-        sock = os.path.join(self.work, "run", "noop.sock")
-        argv = self.pin_server + [self.noop_bin, "--listen", "unix:" + sock,
-                                  "--body-bytes", str(body_bytes)]
-        self.noop = self.procs.spawn("noop", argv, log=os.path.join(self.work, "logs", "noop.log"))
-        deadline = time.monotonic() + 10
+    def start_noop(self, body_bytes, name="noop", wrapper=()):
+        """A no-op responder (under `wrapper`, e.g. valgrind, when given)
+        behind its own Nginx; returns the port, the process is self.noop."""
+        sock = os.path.join(self.work, "run", name + ".sock")
+        argv = self.pin_server + list(wrapper) + [self.noop_bin, "--listen", "unix:" + sock,
+                                                  "--body-bytes", str(body_bytes)]
+        self.noop = self.procs.spawn(name, argv, log=os.path.join(self.work, "logs", name + ".log"))
+        deadline = time.monotonic() + (60 if wrapper else 10)
         while not os.path.exists(sock):
             if not self.noop.alive() or time.monotonic() > deadline:
                 raise Fail("bench/noop did not start")
             time.sleep(0.02)
-        port = self.start_nginx("noop", os.path.join(REPO, "nginx", "standalone.conf.in"),
+        port = self.start_nginx(name, os.path.join(REPO, "nginx", "standalone.conf.in"),
                                 upstream="unix:" + sock)
-        self.wait_ready(port, "noop", self.noop)
+        self.wait_ready(port, name, self.noop, timeout=60 if wrapper else 30)
         return port
 
     # ------------------------------------------------------------ wrk
@@ -822,8 +824,9 @@ class Bench:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        cpu = self.cpu_during(before, pbefore, t_start)
-        cpu["server_switches"] = self.server_switches(proc_cpu()) - sw_before
+        pafter = proc_cpu()
+        cpu = self.cpu_during(before, pbefore, t_start, pafter)
+        cpu["server_switches"] = self.server_switches(pafter) - sw_before
         outf.seek(0)
         text = outf.read().decode("utf-8", "replace")
         outf.close()
@@ -847,13 +850,13 @@ class Bench:
         servers, all pinned to the server CPU) and their threads."""
         return ctxt_switches(descendants(snapshot, [p.popen.pid for p in self.procs.live]))
 
-    def cpu_during(self, before, pbefore, t_start):
+    def cpu_during(self, before, pbefore, t_start, pafter=None):
         """What the CPUs did since the snapshots taken at t_start: busy and
         steal shares of the servers' and the client's CPU, and the share of
         a CPU that processes not started by the benchmark used."""
         after = cpu_times()
         wall = time.monotonic() - t_start
-        anywhere, on_server = foreign_cpu(pbefore, proc_cpu(), os.getpid(),
+        anywhere, on_server = foreign_cpu(pbefore, pafter or proc_cpu(), os.getpid(),
                                           [p.popen.pid for p in self.procs.live],
                                           before, after, self.server_cpu)
         hz = os.sysconf("SC_CLK_TCK")
@@ -988,9 +991,6 @@ class Bench:
         c = res["cpu"]
         return (max(c.get("foreign") or 0, c.get("foreign_server_cpu") or 0) > REDO_FOREIGN
                 or max(c.get("server_steal") or 0, c.get("client_steal") or 0) > STEAL_FLAG)
-
-    def wrk_redo(self, rid, port, env, **kw):
-        return self.redo(rid, lambda: self.wrk(rid, port, env, **kw))
 
     def redo(self, rid, run):
         """A run; done again (at most P["redo"] times) while other processes
@@ -1190,10 +1190,10 @@ class Bench:
             return
         say("hits: memory and tiered under %g s of continuous load each" % dur)
         out = {"duration": dur}
-        for name, port in (("memory", self.rc.port), ("tiered", inst.port)):
-            m0 = self.metrics_of(self.rc if name == "memory" else inst)
-            res = self.wrk("steady_" + name, port, self.uniform(ws), duration=dur)
-            hits, local = local_hits(m0, self.metrics_of(self.rc if name == "memory" else inst))
+        for name, i in (("memory", self.rc), ("tiered", inst)):
+            m0 = self.metrics_of(i)
+            res = self.wrk("steady_" + name, i.port, self.uniform(ws), duration=dur)
+            hits, local = local_hits(m0, self.metrics_of(i))
             out[name] = {"rps": res["rps"], "hits": hits, "local": local,
                          "requests": res["requests"]}
             say("  steady %-8s %9.0f req/s, %.1f%% of %d hits from this process's memory"
@@ -2050,10 +2050,6 @@ def write_results(b, out, ok):
 def targets(b):
     rows, f = b.rows, b.facts
     out = []
-
-    def med(rid):
-        r = rows.get(rid)
-        return r.get("rps_med") if r and r.get("runs") else None
 
     def ratio_target(name, a, ref, want):
         pr = paired_ratio(rows, a, ref)
